@@ -1,0 +1,1 @@
+"""Pydantic records of the contract: inputs, outputs, the internal topic and table state."""

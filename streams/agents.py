@@ -1,0 +1,127 @@
+"""The stream topology: inputs -> (validate, re-key) -> account events -> policy -> outputs.
+
+Agents only decode, call the policy core, write the table and send. Two stages, because input
+topics belong to their producers (any partition count, any key) while the accounts table must
+be co-partitioned with what feeds it: the first stage re-keys everything by `account_id`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import faust
+from faust.types import EventT
+from pydantic import TypeAdapter
+
+from models.codec import decode, encode
+from models.errors import InvalidRecord
+from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
+from models.internal import AccountEvent, UsageObserved
+from models.outputs import CapiEvidence, TagEvidence, UsageState
+from models.state import AccountState
+from policy import apply
+from policy.account import evidence_order
+from streams.dead_letter import dead_letter
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.topics import TopicNames
+from streams.usage_filter import EarliestForwarded
+
+HITS = TypeAdapter(TrackingHit)
+CAPI = TypeAdapter(ConversionApiEvent)
+BILLING = TypeAdapter(BillingEvent)
+ACCOUNT_EVENT = TypeAdapter(AccountEvent)
+ACCOUNT_STATE = TypeAdapter(AccountState)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def hit_to_usage(hit: TrackingHit) -> UsageObserved:
+    evidence = TagEvidence(id=hit.hit_id, property_id=hit.property_id, page_url=hit.page_url, received_at=hit.received_at)
+    return UsageObserved(account_id=hit.account_id, evidence=evidence)
+
+
+def capi_to_usage(event: ConversionApiEvent) -> UsageObserved:
+    evidence = CapiEvidence(id=event.event_id, integration=event.integration, received_at=event.received_at)
+    return UsageObserved(account_id=event.account_id, evidence=evidence)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Handles to what the topology declared, for views and tests."""
+
+    accounts: faust.Table
+    topics: TopicNames
+
+
+def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipeline:
+    names = TopicNames.from_settings(settings)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*names.inputs, **raw)
+    account_events = app.topic(names.account_events, partitions=settings.partitions, **raw)
+    usage_out = app.topic(names.usage, **raw)
+    eligibility_out = app.topic(names.eligibility, **raw)
+    dead_letters = app.topic(names.dead_letter, **raw)
+    accounts = app.Table("accounts", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    decoders: dict[str, Callable[[bytes | None], object]] = {
+        names.hits: lambda value: hit_to_usage(decode(HITS, value, settings.max_record_bytes)),
+        names.capi: lambda value: capi_to_usage(decode(CAPI, value, settings.max_record_bytes)),
+        names.billing: lambda value: decode(BILLING, value, settings.max_record_bytes),
+    }
+    forwarded = EarliestForwarded(settings.usage_filter_accounts)
+
+    @app.agent(inputs, name="route-inputs")
+    async def route_inputs(stream: faust.StreamT) -> None:
+        """Validate each input record, dead-letter bad ones, re-key good ones by account."""
+        event: EventT
+        async for event in stream.events():
+            message = event.message
+            metrics.consumed.labels(message.topic).inc()
+            try:
+                record = decoders[message.topic](event.value)
+            except InvalidRecord as error:
+                letter = dead_letter(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=event.key,
+                    value=event.value,
+                    error=error,
+                    now=now_ms(),
+                )
+                await dead_letters.send(key=event.key, value=encode(letter))
+                metrics.dead_letters.labels(message.topic, error.code).inc()
+                continue
+            if isinstance(record, UsageObserved) and not forwarded.admit(
+                record.account_id, evidence_order(record.evidence)
+            ):
+                metrics.dominated.inc()
+                continue
+            await account_events.send(key=record.account_id.encode(), value=encode(record))
+
+    @app.agent(account_events, name="process-accounts")
+    async def process_accounts(stream: faust.StreamT) -> None:
+        """Fold each account event into the account's state and publish what changed."""
+        async for value in stream:
+            event = ACCOUNT_EVENT.validate_json(value)
+            key = event.account_id.encode()
+            stored = accounts.get(key)
+            state = ACCOUNT_STATE.validate_json(stored) if stored is not None else None
+            step = apply(state, event, now=now_ms())
+            published_usage_version = state.usage.version if state is not None and state.usage else 0
+            # Publish before saving: a crash in between reprocesses the event and republishes.
+            for record in step.records:
+                topic = usage_out if isinstance(record, UsageState) else eligibility_out
+                await topic.send(key=key, value=encode(record))
+                metrics.published.labels(topic.get_topic_name()).inc()
+                if isinstance(record, UsageState) and record.version > published_usage_version:
+                    metrics.usage_start_lag.observe((record.detected_at - record.usage_started_at) / 1000)
+            accounts[key] = encode(step.state)
+
+    return Pipeline(accounts=accounts, topics=names)
+

@@ -1,0 +1,45 @@
+"""The Faust application: one app object per worker, built from settings, nothing at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from streams.agents import Pipeline, build_pipeline
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.views import register_views
+
+
+@dataclass(frozen=True)
+class Detector:
+    app: faust.App
+    pipeline: Pipeline
+    metrics: Metrics
+
+
+def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
+    app = faust.App(
+        settings.app_id,
+        broker=";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")),
+        store="memory://",
+        datadir=str(settings.state_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        autodiscover=False,
+    )
+    metrics = Metrics()
+    pipeline = build_pipeline(app, settings, metrics)
+    register_views(app, settings, pipeline.accounts, metrics)
+    return Detector(app=app, pipeline=pipeline, metrics=metrics)

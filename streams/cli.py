@@ -1,0 +1,96 @@
+"""`usage-detector`: worker, local Kafka, demo. Options override the environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import localkafka
+from models.errors import ConfigurationError
+from streams.settings import Settings
+
+
+def add_setting_options(parser: argparse.ArgumentParser) -> None:
+    """One option per setting (--app-id for USAGE_DETECTOR_APP_ID, ...), defaulting to the env."""
+    for name, field in Settings.model_fields.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=field.description)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid configuration:\n{exc}") from exc
+
+
+def bootstrap_servers(settings: Settings) -> str:
+    """The configured brokers, or the project's local broker (started when not running)."""
+    return settings.kafka_bootstrap_servers or localkafka.start().bootstrap_servers
+
+
+def run_worker(settings: Settings) -> None:
+    import faust
+
+    from streams.app import create_app
+    from streams.topics import ensure_topics
+
+    servers = bootstrap_servers(settings)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    created = ensure_topics(settings, servers)
+    if created:
+        logging.getLogger("usage_detector").info("created topics: %s", ", ".join(created))
+    detector = create_app(settings, servers)
+    worker = faust.Worker(detector.app, loglevel="info")
+    if not sys.stdout.isatty():
+        worker.spinner = None
+    worker.execute_from_commandline()
+
+
+def run_kafka(action: str) -> int:
+    if action == "start":
+        info = localkafka.start()
+        print(f"KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers}")
+    elif action == "stop":
+        print("stopped" if localkafka.stop() else "not running")
+    else:
+        running = localkafka.status()
+        print(f"running: KAFKA_BOOTSTRAP_SERVERS={running.bootstrap_servers}" if running else "not running")
+        return 0 if running else 3
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="usage-detector", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="run one worker (many share the work by app id)")
+    add_setting_options(worker)
+    kafka = commands.add_parser("kafka", help="the project's local single-node Kafka")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    demo = commands.add_parser("demo", help="local broker + worker + realistic traffic, printing decisions")
+    add_setting_options(demo)
+    demo.add_argument("--accounts", type=int, default=60, help="trial accounts to simulate")
+    demo.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "kafka":
+            return run_kafka(args.action)
+        settings = settings_from(args)
+        if args.command == "worker":
+            run_worker(settings)
+            return 0
+        from streams.demo import run_demo
+
+        return run_demo(settings, accounts=args.accounts, seed=args.seed)
+    except (ConfigurationError, localkafka.LocalKafkaError, ConnectionError) as exc:
+        print(f"usage-detector: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

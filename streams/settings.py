@@ -1,0 +1,44 @@
+"""All configuration, read once from the environment (command-line options override it).
+
+Every variable is listed in the README's "Configuration" table; nothing else reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="USAGE_DETECTOR_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+        description="host:port[,host:port]; unset: the project's local broker (started if needed)",
+    )
+    app_id: str = Field("usage-detector", pattern=r"^[A-Za-z0-9._\-]{1,100}$")
+    topic_hits: str = "tracking.hits"
+    topic_capi: str = "capi.events"
+    topic_billing: str = "billing.events"
+    topic_usage: str = "usage.state"
+    topic_eligibility: str = "refund.eligibility"
+    topic_dead_letter: str = "usage.dead-letter"
+    partitions: int = Field(8, ge=1, le=1024, description="partitions of the topics the detector creates")
+    replication_factor: int = Field(1, ge=1, le=16, description="replication of the topics the detector creates")
+    web_host: str = Field("127.0.0.1", description="address the HTTP server binds and advertises to other workers")
+    web_port: int = Field(6066, ge=1, le=65535)
+    api_token: SecretStr | None = Field(None, description="bearer token for /accounts/...; unset: every lookup is 401")
+    state_dir: Path = Field(Path("state"), description="local table state of the worker")
+    max_record_bytes: int = Field(1_048_576, ge=1024, description="input values larger than this are dead-lettered")
+    usage_filter_accounts: int = Field(
+        1_000_000, ge=0, description="accounts whose usage start each worker remembers to drop later hits early"
+    )
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None

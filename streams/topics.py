@@ -1,0 +1,102 @@
+"""Every topic the detector touches, declared in one place with its partitions and configs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+DEAD_LETTER_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    hits: str
+    capi: str
+    billing: str
+    usage: str
+    eligibility: str
+    dead_letter: str
+    account_events: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicNames:
+        return cls(
+            hits=settings.topic_hits,
+            capi=settings.topic_capi,
+            billing=settings.topic_billing,
+            usage=settings.topic_usage,
+            eligibility=settings.topic_eligibility,
+            dead_letter=settings.topic_dead_letter,
+            # Internal: every input re-keyed by account_id, co-partitioned with the accounts table.
+            account_events=f"{settings.app_id}-account-events",
+        )
+
+    @property
+    def inputs(self) -> tuple[str, str, str]:
+        return (self.hits, self.capi, self.billing)
+
+
+def owned_topics(settings: Settings) -> list[TopicSpec]:
+    """Topics the detector creates when missing: inputs (theirs, only if absent) and its own."""
+    names = TopicNames.from_settings(settings)
+    n = settings.partitions
+    return [
+        *(TopicSpec(name, n) for name in names.inputs),
+        TopicSpec(names.usage, n, COMPACTED),
+        TopicSpec(names.eligibility, n, COMPACTED),
+        TopicSpec(names.dead_letter, n, DEAD_LETTER_CONFIG),
+        TopicSpec(names.account_events, n),
+    ]
+
+
+def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float = 60.0) -> list[str]:
+    """Create the missing topics; existing ones are left as they are. Returns the names created.
+
+    Retries while the broker is unreachable, so a worker started before its broker waits for it.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.5
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=f"{settings.app_id}-admin")
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise ConnectionError(
+                    f"Kafka at {bootstrap_servers} is unreachable ({exc!r}); check KAFKA_BOOTSTRAP_SERVERS"
+                ) from exc
+            log.warning("Kafka at %s is unreachable (%r); retrying in %.1fs", bootstrap_servers, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    try:
+        existing = set(admin.list_topics())
+        created = []
+        for spec in owned_topics(settings):
+            if spec.name in existing:
+                continue
+            try:
+                admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config)]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another worker created it first
+        return created
+    finally:
+        admin.close()

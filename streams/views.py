@@ -1,0 +1,70 @@
+"""HTTP on every worker: account lookups (routed to the worker holding the account), health, metrics."""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+import faust
+import orjson
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from models.state import AccountState
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+def account_document(stored: bytes) -> bytes:
+    """The account's published records, as the refund service reads them."""
+    state = AccountState.model_validate_json(stored)
+    return orjson.dumps(
+        {
+            "account_id": state.account_id,
+            "usage": state.usage.model_dump(mode="json") if state.usage else None,
+            "eligibility": state.eligibility.model_dump(mode="json") if state.eligibility else None,
+        }
+    )
+
+
+def bearer_token_matches(request: Request, expected: bytes | None) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if expected is None or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected)
+
+
+def register_views(app: faust.App, settings: Settings, accounts: faust.Table, metrics: Metrics) -> None:
+    token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+
+    @app.page("/accounts/{account_id}")
+    class AccountView(View):
+        async def get(self, request: Request, account_id: str) -> Response:
+            if not bearer_token_matches(request, token):
+                return self.error(401, "a valid 'Authorization: Bearer <token>' header is required")
+            if not ACCOUNT_ID.match(account_id):
+                return self.notfound(f"unknown account {account_id[:64]!r}")
+            return await self.lookup(request, account_id=account_id)
+
+        @app.table_route(table=accounts, match_info="account_id")
+        async def lookup(self, request: Request, account_id: str) -> Response:
+            stored = accounts.get(account_id.encode())
+            if stored is None:
+                return self.notfound(f"unknown account {account_id!r}")
+            return self.bytes(account_document(stored), content_type="application/json")
+
+    @app.page("/healthz")
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            recovered = app.tables.recovery.completed.is_set()
+            ready = recovered and not app.rebalancing
+            body = {"status": "ok" if ready else "starting", "recovered": recovered, "rebalancing": app.rebalancing}
+            return self.json(body, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     api_token: SecretStr | None = Field(None, description="bearer token for /accounts/...; unset: every lookup is 401")
     state_dir: Path = Field(Path("state"), description="local table state of the worker")
-    max_record_bytes: int = Field(1_048_576, ge=1024, description="input values larger than this are dead-lettered")
+    max_record_bytes: int = Field(262_144, ge=1024, description="input values larger than this are dead-lettered")
     usage_filter_accounts: int = Field(
         1_000_000, ge=0, description="accounts whose usage start each worker remembers to drop later hits early"
     )

@@ -1,0 +1,52 @@
+"""The real broker for the whole session, and a running detector per test module."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+
+import localkafka
+from tests.support.kafka import Producer, TopicTail
+from tests.support.worker import TopicSet, WorkerProcess
+
+# Input topics belong to their producers: deliberately not the detector's own count (4).
+INPUT_PARTITIONS = {"hits": 3, "capi": 1, "billing": 2}
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or localkafka.start().bootstrap_servers
+
+
+@dataclass
+class Detector:
+    topics: TopicSet
+    worker: WorkerProcess
+    producer: Producer
+    tail: TopicTail
+    bootstrap_servers: str
+
+
+@pytest.fixture(scope="module")
+def detector(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
+    """One worker on a fresh topic set whose inputs have partition counts unlike the detector's."""
+    topics = TopicSet.unique()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin.create_topics([NewTopic(getattr(topics, name), n, 1) for name, n in INPUT_PARTITIONS.items()])
+    admin.close()
+    worker = WorkerProcess(bootstrap_servers, topics, tmp_path_factory.mktemp("detector"))
+    try:
+        worker.wait_ready()
+    except AssertionError:
+        worker.stop()
+        raise
+    tail = TopicTail(bootstrap_servers, [topics.usage, topics.eligibility, topics.dead_letter])
+    producer = Producer(bootstrap_servers)
+    yield Detector(topics, worker, producer, tail, bootstrap_servers)
+    producer.close()
+    tail.close()
+    worker.stop()

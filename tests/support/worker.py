@@ -1,4 +1,4 @@
-"""Runs `usage-detector worker` as its own process, as the contract starts it."""
+"""Runs `usage-detector worker` (the installed command) as its own process, as the contract starts it."""
 
 from __future__ import annotations
 
@@ -76,7 +76,10 @@ class WorkerProcess:
         }
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+                [str(Path(sys.executable).with_name("usage-detector")), "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.url = f"http://127.0.0.1:{self.port}"
 

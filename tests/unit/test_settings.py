@@ -1,0 +1,42 @@
+import argparse
+
+import pytest
+
+from streams.cli import add_setting_options, main, settings_from
+from streams.settings import Settings
+
+
+def test_defaults_are_the_contracts(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"USAGE_DETECTOR_{name.upper()}", raising=False)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    settings = Settings()
+    assert settings.kafka_bootstrap_servers is None  # the local broker
+    assert settings.app_id == "usage-detector"
+    assert (settings.topic_hits, settings.topic_capi, settings.topic_billing) == ("tracking.hits", "capi.events", "billing.events")
+    assert (settings.topic_usage, settings.topic_eligibility, settings.topic_dead_letter) == (
+        "usage.state",
+        "refund.eligibility",
+        "usage.dead-letter",
+    )
+
+
+def test_environment_is_read_and_options_override_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092")
+    monkeypatch.setenv("USAGE_DETECTOR_APP_ID", "from-env")
+    monkeypatch.setenv("USAGE_DETECTOR_API_TOKEN", "s3cret")
+    monkeypatch.setenv("USAGE_DETECTOR_PARTITIONS", "12")
+    parser = argparse.ArgumentParser()
+    add_setting_options(parser)
+    settings = settings_from(parser.parse_args(["--app-id", "from-option"]))
+    assert settings.kafka_bootstrap_servers == "kafka-1:9092"
+    assert settings.app_id == "from-option"
+    assert settings.partitions == 12
+    assert settings.api_token is not None and settings.api_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_bad_configuration_is_refused_with_the_setting_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["worker", "--partitions", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "partitions" in err and "invalid configuration" in err

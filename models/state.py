@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from models.outputs import AbuseSummary, ChargeSummary, Evidence, RefundEligibility, UsageState
+from models.abuse import AbuseVerdict, Signal
+from models.outputs import ChargeSummary, Evidence, RefundEligibility, UsageState
 
 
 class AccountState(BaseModel):
@@ -17,12 +18,15 @@ class AccountState(BaseModel):
 
     account_id: str
     first_evidence: Evidence | None = None
+    page_signal: Signal | None = None  # of the first evidence's page
     trial: bool = False
+    trial_started_at: int | None = None  # the earliest trial_started
+    trial_signals: frozenset[Signal] = frozenset()
     charges: tuple[ChargeSummary, ...] = ()
     refunded_charge_ids: frozenset[str] = frozenset()
     dashboard_cancellations_at: tuple[int, ...] = ()  # by the owner, in the dashboard
     other_cancellation_claims_at: tuple[int, ...] = ()  # any other channel or requester
     seen_billing_event_ids: frozenset[str] = frozenset()
-    abuse: AbuseSummary = AbuseSummary()
+    abuse_verdicts: dict[str, AbuseVerdict] = {}  # by signal digest, the highest `seq` of each
     usage: UsageState | None = None
     eligibility: RefundEligibility | None = None

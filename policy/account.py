@@ -1,11 +1,12 @@
-"""One account's state machine: (state, event) -> (new state, records to publish)."""
+"""One account's state machine: (state, event) -> (new state, records to publish, signal claims)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.inputs import CancellationRequested, Charged, RefundIssued, TrialStarted
-from models.internal import AccountEvent, UsageObserved
+from models.abuse import AbuseVerdict, SignalClaim
+from models.inputs import CancellationRequested, Charged, RefundIssued
+from models.internal import AccountEvent, TrialBegan, UsageObserved
 from models.outputs import ChargeSummary, Decision, Evidence, RefundEligibility, UsageState
 from models.state import AccountState
 from policy.refund import charge_order, decide
@@ -16,7 +17,8 @@ Record = UsageState | RefundEligibility
 @dataclass(frozen=True)
 class Step:
     state: AccountState
-    records: tuple[Record, ...]
+    records: tuple[Record, ...]  # for the output topics
+    claims: tuple[SignalClaim, ...]  # for the signals this account's trials touch
 
 
 def evidence_order(evidence: Evidence) -> tuple[int, str, str]:
@@ -24,22 +26,26 @@ def evidence_order(evidence: Evidence) -> tuple[int, str, str]:
     return (evidence.received_at, evidence.source, evidence.id)
 
 
-def earliest(current: Evidence | None, candidate: Evidence) -> Evidence:
-    if current is None or evidence_order(candidate) < evidence_order(current):
-        return candidate
-    return current
-
-
 def fold(state: AccountState, event: AccountEvent) -> AccountState:
     """The account's facts after `event`. Pure, and the same for any order of the same events."""
     if isinstance(event, UsageObserved):
-        first = earliest(state.first_evidence, event.evidence)
-        return state if first is state.first_evidence else state.model_copy(update={"first_evidence": first})
+        current = state.first_evidence
+        if current is not None and evidence_order(current) <= evidence_order(event.evidence):
+            return state
+        return state.model_copy(update={"first_evidence": event.evidence, "page_signal": event.page_signal})
+    if isinstance(event, AbuseVerdict):
+        known = state.abuse_verdicts.get(event.signal.digest)
+        if known is not None and known.seq >= event.seq:
+            return state
+        return state.model_copy(update={"abuse_verdicts": {**state.abuse_verdicts, event.signal.digest: event}})
     if event.event_id in state.seen_billing_event_ids:
         return state  # the same event delivered twice has the effect of one
     update: dict[str, object] = {"seen_billing_event_ids": state.seen_billing_event_ids | {event.event_id}}
-    if isinstance(event, TrialStarted):
+    if isinstance(event, TrialBegan):
         update["trial"] = True
+        earliest = state.trial_started_at
+        update["trial_started_at"] = event.occurred_at if earliest is None else min(earliest, event.occurred_at)
+        update["trial_signals"] = state.trial_signals | set(event.signals)
     elif isinstance(event, Charged):
         update["charges"] = _with_charge(state.charges, event)
     elif isinstance(event, CancellationRequested):
@@ -69,21 +75,42 @@ def _with_charge(charges: tuple[ChargeSummary, ...], event: Charged) -> tuple[Ch
     return tuple(sorted((*others, charge), key=charge_order))
 
 
+def claims_of(account: AccountState) -> dict[str, SignalClaim]:
+    """The account's claims by signal digest: its trial's signals and its first page's host."""
+    if account.trial_started_at is None:
+        return {}
+    signals = set(account.trial_signals) | ({account.page_signal} if account.page_signal else set())
+    return {
+        s.digest: SignalClaim(signal=s, account_id=account.account_id, trial_started_at=account.trial_started_at)
+        for s in sorted(signals, key=lambda s: s.digest)
+    }
+
+
+def _changed_claims(before: AccountState, after: AccountState) -> tuple[SignalClaim, ...]:
+    old, new = claims_of(before), claims_of(after)
+    withdrawn = (c.model_copy(update={"trial_started_at": None}) for d, c in old.items() if d not in new)
+    return (*(c for d, c in new.items() if old.get(d) != c), *withdrawn)
+
+
 def apply(state: AccountState | None, event: AccountEvent, now: int) -> Step:
-    """Fold `event` into the account and return the records to publish, stamped at `now`.
+    """Fold `event` into the account and say what to publish, stamped at `now`.
 
     A record is published when its content changes, with the next `version`. An event that
-    changes nothing publishes the current records again, unchanged: if a crash lost the
-    publication of a change whose state was already saved, reprocessing its input repairs it.
+    changes nothing publishes the current records (and claims) again, unchanged: if a crash
+    lost the publication of a change whose state was already saved, reprocessing its input
+    repairs it. Verdicts never cause claims to be republished, so the two never ping-pong.
     """
     before = state or AccountState(account_id=event.account_id)
     after = fold(before, event)
     usage = _usage_record(after, now)
     eligibility = _eligibility_record(after, now)
     after = after.model_copy(update={"usage": usage, "eligibility": eligibility})
-    changed = tuple(r for r, prior in ((usage, before.usage), (eligibility, before.eligibility)) if r is not prior)
+    if after != before:
+        changed = tuple(r for r, prior in ((usage, before.usage), (eligibility, before.eligibility)) if r is not prior)
+        return Step(state=after, records=changed, claims=_changed_claims(before, after))
     republished = tuple(r for r in (before.usage, before.eligibility) if r is not None)
-    return Step(state=after, records=changed or republished)
+    reclaimed = () if isinstance(event, AbuseVerdict) else tuple(claims_of(before).values())
+    return Step(state=before, records=republished, claims=reclaimed)
 
 
 def _usage_record(account: AccountState, now: int) -> UsageState | None:

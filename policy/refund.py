@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from models.outputs import ChargeSummary, Decision, EligibilityState, ReasonCode
 from models.state import AccountState
+from policy.abuse import summarise
 
 
 def charge_order(charge: ChargeSummary) -> tuple[int, str]:
@@ -24,6 +25,7 @@ def charge_before(charges: Iterable[ChargeSummary], charge: ChargeSummary) -> Ch
 def decide(account: AccountState) -> Decision:
     charge = latest_charge(account.charges)
     used = account.first_evidence is not None
+    abuse = summarise(account.abuse_verdicts)
 
     def decision(state: EligibilityState, *reasons: ReasonCode) -> Decision:
         return Decision(
@@ -32,14 +34,14 @@ def decide(account: AccountState) -> Decision:
             charge=charge,
             trial=account.trial,
             usage_started_at=account.first_evidence.received_at if used else None,
-            abuse=account.abuse,
+            abuse=abuse,
         )
 
     # 1. The latest charge was refunded.
     if charge is not None and charge.charge_id in account.refunded_charge_ids:
         return decision("refunded", "charge_refunded")
     # 2. Repeated-trial abuse.
-    if account.abuse.suspected:
+    if abuse.suspected:
         return decision("ineligible", "repeated_trial_abuse")
     # 3. No charge yet.
     if charge is None:

@@ -1,8 +1,14 @@
-"""The stream topology: inputs -> (validate, re-key) -> account events -> policy -> outputs.
+"""The stream topology.
 
-Agents only decode, call the policy core, write the table and send. Two stages, because input
-topics belong to their producers (any partition count, any key) while the accounts table must
-be co-partitioned with what feeds it: the first stage re-keys everything by `account_id`.
+    inputs ──route-inputs──> account-events ──process-accounts──> usage.state, refund.eligibility
+                                   ^                     │
+                                   │ verdicts            │ claims (by signal digest)
+                                   └───judge-signals <── signal-claims
+
+Agents only decode, call the policy core, write the table and send. Input topics belong to
+their producers (any partition count, any key), so route-inputs re-keys everything by
+`account_id` onto a topic co-partitioned with the accounts table. Trial signals cross
+accounts, so they are re-keyed by signal, judged there, and the verdicts routed back.
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ from dataclasses import dataclass
 
 import faust
 from faust.types import EventT
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
+from models.abuse import SignalClaim, SignalState
 from models.codec import decode, encode
 from models.errors import InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
 from models.internal import AccountEvent, UsageObserved
-from models.outputs import CapiEvidence, TagEvidence, UsageState
+from models.outputs import UsageState
 from models.state import AccountState
 from policy import apply
+from policy.abuse import judge
 from policy.account import evidence_order
+from policy.translate import Translator
 from streams.dead_letter import dead_letter
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -33,21 +42,10 @@ HITS = TypeAdapter(TrackingHit)
 CAPI = TypeAdapter(ConversionApiEvent)
 BILLING = TypeAdapter(BillingEvent)
 ACCOUNT_EVENT = TypeAdapter(AccountEvent)
-ACCOUNT_STATE = TypeAdapter(AccountState)
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def hit_to_usage(hit: TrackingHit) -> UsageObserved:
-    evidence = TagEvidence(id=hit.hit_id, property_id=hit.property_id, page_url=hit.page_url, received_at=hit.received_at)
-    return UsageObserved(account_id=hit.account_id, evidence=evidence)
-
-
-def capi_to_usage(event: ConversionApiEvent) -> UsageObserved:
-    evidence = CapiEvidence(id=event.event_id, integration=event.integration, received_at=event.received_at)
-    return UsageObserved(account_id=event.account_id, evidence=evidence)
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,7 @@ class Pipeline:
     """Handles to what the topology declared, for views and tests."""
 
     accounts: faust.Table
+    signals: faust.Table
     topics: TopicNames
 
 
@@ -63,15 +62,19 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(*names.inputs, **raw)
     account_events = app.topic(names.account_events, partitions=settings.partitions, **raw)
+    signal_claims = app.topic(names.signal_claims, partitions=settings.partitions, **raw)
     usage_out = app.topic(names.usage, **raw)
     eligibility_out = app.topic(names.eligibility, **raw)
     dead_letters = app.topic(names.dead_letter, **raw)
     accounts = app.Table("accounts", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    signals = app.Table("signals", partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
-    decoders: dict[str, Callable[[bytes | None], object]] = {
-        names.hits: lambda value: hit_to_usage(decode(HITS, value, settings.max_record_bytes)),
-        names.capi: lambda value: capi_to_usage(decode(CAPI, value, settings.max_record_bytes)),
-        names.billing: lambda value: decode(BILLING, value, settings.max_record_bytes),
+    edge = Translator(settings.signal_key.get_secret_value().encode())
+    limit = settings.max_record_bytes
+    decoders: dict[str, Callable[[bytes | None], BaseModel]] = {
+        names.hits: lambda value: edge.hit(decode(HITS, value, limit)),
+        names.capi: lambda value: edge.capi(decode(CAPI, value, limit)),
+        names.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
     }
     forwarded = EarliestForwarded(settings.usage_filter_accounts)
 
@@ -106,12 +109,12 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
 
     @app.agent(account_events, name="process-accounts")
     async def process_accounts(stream: faust.StreamT) -> None:
-        """Fold each account event into the account's state and publish what changed."""
+        """Fold each account event into the account's state; publish what changed."""
         async for value in stream:
             event = ACCOUNT_EVENT.validate_json(value)
             key = event.account_id.encode()
             stored = accounts.get(key)
-            state = ACCOUNT_STATE.validate_json(stored) if stored is not None else None
+            state = AccountState.model_validate_json(stored) if stored is not None else None
             step = apply(state, event, now=now_ms())
             published_usage_version = state.usage.version if state is not None and state.usage else 0
             # Publish before saving: a crash in between reprocesses the event and republishes.
@@ -121,7 +124,23 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
                 metrics.published.labels(topic.get_topic_name()).inc()
                 if isinstance(record, UsageState) and record.version > published_usage_version:
                     metrics.usage_start_lag.observe((record.detected_at - record.usage_started_at) / 1000)
-            accounts[key] = encode(step.state)
+            for claim in step.claims:
+                await signal_claims.send(key=claim.signal.digest.encode(), value=encode(claim))
+            if step.state is not state:
+                accounts[key] = encode(step.state)
 
-    return Pipeline(accounts=accounts, topics=names)
+    @app.agent(signal_claims, name="judge-signals")
+    async def judge_signals(stream: faust.StreamT) -> None:
+        """Decide, per signal, which trial came first; route verdicts back to the accounts."""
+        async for value in stream:
+            claim = SignalClaim.model_validate_json(value)
+            key = claim.signal.digest.encode()
+            stored = signals.get(key)
+            state = SignalState.model_validate_json(stored) if stored is not None else None
+            after, verdicts = judge(state, claim)
+            for verdict in verdicts:
+                await account_events.send(key=verdict.account_id.encode(), value=encode(verdict))
+            if after is not state:
+                signals[key] = encode(after)
 
+    return Pipeline(accounts=accounts, signals=signals, topics=names)

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="address the HTTP server binds and advertises to other workers")
     web_port: int = Field(6066, ge=1, le=65535)
     api_token: SecretStr | None = Field(None, description="bearer token for /accounts/...; unset: every lookup is 401")
+    signal_key: SecretStr = Field(
+        SecretStr("development-only-signal-key"),
+        description="HMAC-SHA256 secret that hashes identity signals; the same on every worker",
+    )
     state_dir: Path = Field(Path("state"), description="local table state of the worker")
     max_record_bytes: int = Field(262_144, ge=1024, description="input values larger than this are dead-lettered")
     usage_filter_accounts: int = Field(

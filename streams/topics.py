@@ -33,6 +33,7 @@ class TopicNames:
     eligibility: str
     dead_letter: str
     account_events: str
+    signal_claims: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicNames:
@@ -45,6 +46,8 @@ class TopicNames:
             dead_letter=settings.topic_dead_letter,
             # Internal: every input re-keyed by account_id, co-partitioned with the accounts table.
             account_events=f"{settings.app_id}-account-events",
+            # Internal: trial signals keyed by their digest, so one worker judges each signal.
+            signal_claims=f"{settings.app_id}-signal-claims",
         )
 
     @property
@@ -62,6 +65,7 @@ def owned_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(names.eligibility, n, COMPACTED),
         TopicSpec(names.dead_letter, n, DEAD_LETTER_CONFIG),
         TopicSpec(names.account_events, n),
+        TopicSpec(names.signal_claims, n),
     ]
 
 

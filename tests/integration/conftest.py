@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -25,28 +26,39 @@ def bootstrap_servers() -> str:
 @dataclass
 class Detector:
     topics: TopicSet
-    worker: WorkerProcess
+    workers: list[WorkerProcess]
     producer: Producer
     tail: TopicTail
     bootstrap_servers: str
 
+    @property
+    def worker(self) -> WorkerProcess:
+        return self.workers[0]
 
-@pytest.fixture(scope="module")
-def detector(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
-    """One worker on a fresh topic set whose inputs have partition counts unlike the detector's."""
+
+def start_detector(bootstrap_servers: str, state_dir: Path, workers: int = 1) -> Iterator[Detector]:
+    """Workers on a fresh topic set whose inputs have partition counts unlike the detector's."""
     topics = TopicSet.unique()
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     admin.create_topics([NewTopic(getattr(topics, name), n, 1) for name, n in INPUT_PARTITIONS.items()])
     admin.close()
-    worker = WorkerProcess(bootstrap_servers, topics, tmp_path_factory.mktemp("detector"))
+    processes = [WorkerProcess(bootstrap_servers, topics, state_dir) for _ in range(workers)]
     try:
-        worker.wait_ready()
+        for process in processes:
+            process.wait_ready()
     except AssertionError:
-        worker.stop()
+        for process in processes:
+            process.stop()
         raise
     tail = TopicTail(bootstrap_servers, [topics.usage, topics.eligibility, topics.dead_letter])
     producer = Producer(bootstrap_servers)
-    yield Detector(topics, worker, producer, tail, bootstrap_servers)
+    yield Detector(topics, processes, producer, tail, bootstrap_servers)
     producer.close()
     tail.close()
-    worker.stop()
+    for process in processes:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def detector(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
+    yield from start_detector(bootstrap_servers, tmp_path_factory.mktemp("detector"))

@@ -24,7 +24,7 @@ def parse_timestamp(value: Any) -> int:
         ms = value
     elif isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value.upper())  # RFC 3339 allows a lower-case t and z
         except ValueError:
             raise ValueError(f"not an RFC 3339 timestamp: {value[:64]!r}") from None
         if moment.tzinfo is None:

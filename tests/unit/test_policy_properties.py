@@ -1,0 +1,286 @@
+"""Properties of the policy core over random histories of one account (hypothesis).
+
+CONTRACT.md, "Delivery": replaying the inputs gives the same final records, a reader keeping
+the highest version holds exactly the right state, and the same event_id twice has the effect
+of one. Input topics have independent partitions, so one account's events may arrive in any
+interleaving: the final decision must not depend on arrival order.
+
+Histories are drawn from a small space on purpose (a few minutes, a few charge and hit ids) so
+that ties in time and in ids are common.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pydantic import TypeAdapter
+
+from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
+from models.internal import AccountEvent, UsageObserved
+from models.outputs import RefundEligibility, UsageState
+from policy import Step, apply
+
+ACCOUNT = "acct-prop-1"
+MINUTE = 60_000
+T0 = 1_772_359_200_000  # 2026-03-01T10:00:00.000Z
+NOW = 1_790_000_000_000
+DECISION_FIELDS = {"state", "reasons", "charge", "trial", "usage_started_at", "abuse"}
+CHANNELS = ["dashboard", "email", "chat", "phone", "payment_method_revoked", "other"]
+REASONS = ["trial_conversion", "renewal", "upgrade", "other"]
+
+ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
+PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# --------------------------------------------------------------------------------------------
+# Strategies
+# --------------------------------------------------------------------------------------------
+
+moments = st.integers(min_value=0, max_value=6).map(lambda k: T0 + k * MINUTE)
+
+
+def rfc3339(ms: int, offset_minutes: int) -> str:
+    moment = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).astimezone(
+        timezone(timedelta(minutes=offset_minutes))
+    )
+    return moment.isoformat(timespec="milliseconds")
+
+
+@st.composite
+def time_input_factory(draw: st.DrawFn, ms: int) -> int | str:
+    """The same instant in either of the contract's input forms."""
+    if draw(st.booleans()):
+        return ms
+    return rfc3339(ms, draw(st.sampled_from([0, 60, -330])))
+
+
+@st.composite
+def billing_event_factory(draw: st.DrawFn, index: int, charge_ids: list[str]) -> AccountEvent:
+    kind = draw(
+        st.sampled_from(
+            ["trial_started", "subscription_started", "charged", "charged", "cancellation", "cancellation", "refund", "plan"]
+        )
+    )
+    common = {"event_id": f"ev-{index}", "account_id": ACCOUNT, "occurred_at": draw(time_input_factory(draw(moments)))}
+    if kind == "trial_started":
+        # trial_started (no identity) in the form the account's processor receives it
+        return ACCOUNT_EVENT.validate_python({"type": "trial_started", **common})
+    if kind == "subscription_started":
+        return SubscriptionStarted(type="subscription_started", **common)
+    if kind == "plan":
+        return PlanChanged(type="plan_changed", **common)
+    if kind == "charged":
+        return Charged(
+            type="charged",
+            charge_id=draw(st.sampled_from(charge_ids)) if charge_ids else f"ch-{index}",
+            amount_cents=draw(st.sampled_from([0, 990, 4_900])),
+            currency=draw(st.sampled_from(["USD", "EUR"])),
+            reason=draw(st.sampled_from(REASONS)),
+            **common,
+        )
+    if kind == "cancellation":
+        return CancellationRequested(
+            type="cancellation_requested",
+            channel=draw(st.sampled_from(CHANNELS)),
+            requested_by=draw(st.sampled_from(["owner", "owner", "other"])),
+            **common,
+        )
+    refundable = charge_ids or [f"ch-{i}" for i in range(10)]
+    return RefundIssued(type="refund_issued", charge_id=draw(st.sampled_from(refundable)), **common)
+
+
+usage_events = st.builds(
+    lambda source, evidence_id, received_at: UsageObserved(
+        account_id=ACCOUNT, evidence={"source": source, "id": evidence_id, "received_at": received_at}
+    ),
+    st.sampled_from(["tracking_tag", "conversion_api"]),
+    st.sampled_from(["e1", "e2", "e3"]),
+    moments,
+)
+
+
+def make_abuse_verdict(kind: str, seq: int) -> AccountEvent:
+    """The verdict on one of the account's signals after the signal's `seq`-th change.
+
+    What a verdict says is a function of (signal, seq), as it is for the real signal processor:
+    odd changes name an earlier account, even ones name none.
+    """
+    earlier = [f"acct-before-{kind}-{seq}"] if seq % 2 else []
+    record = {
+        "type": "abuse_verdict",
+        "account_id": ACCOUNT,
+        "signal": {"kind": kind, "digest": f"digest-of-{kind}"},
+        "seq": seq,
+        "earlier_accounts": earlier,
+    }
+    return ACCOUNT_EVENT.validate_python(record)
+
+
+abuse_verdicts = st.builds(make_abuse_verdict, st.sampled_from(["card_fingerprint", "email"]), st.integers(1, 4))
+
+
+@st.composite
+def history_factory(draw: st.DrawFn, shared_charge_ids: bool = True, verdicts: bool = True) -> list[AccountEvent]:
+    """Billing events with distinct event_ids, usage evidence and abuse verdicts, in one arrival order.
+
+    With `shared_charge_ids` several `charged` events may reuse a charge_id; without it every
+    charge has its own id (refunds then point at charges that may or may not exist).
+    """
+    charge_ids = ["ch_a", "ch_b", "ch_c"] if shared_charge_ids else []
+    count = draw(st.integers(min_value=0, max_value=8))
+    billing = [draw(billing_event_factory(i, charge_ids)) for i in range(count)]
+    usage = draw(st.lists(usage_events, max_size=4))
+    events = [*billing, *usage, *(draw(st.lists(abuse_verdicts, max_size=3)) if verdicts else [])]
+    if not events:
+        events = [draw(usage_events)]
+    return draw(st.permutations(events))
+
+
+# --------------------------------------------------------------------------------------------
+# Running and reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    steps: list[Step]
+    usage: UsageState | None  # highest version held by a reader
+    eligibility: RefundEligibility | None
+
+    def decision(self) -> dict[str, object]:
+        assert self.eligibility is not None
+        return self.eligibility.model_dump(mode="json", include=DECISION_FIELDS)
+
+    def usage_start(self) -> dict[str, object] | None:
+        if self.usage is None:
+            return None
+        return self.usage.model_dump(mode="json", include={"usage_started_at", "first_evidence", "used"})
+
+
+def run_history(events: list[AccountEvent]) -> Outcome:
+    state = None
+    steps: list[Step] = []
+    held: dict[type, UsageState | RefundEligibility] = {}
+    for i, event in enumerate(events):
+        step = apply(state, event, now=NOW + i)
+        state = step.state
+        steps.append(step)
+        for record in step.records:
+            current = held.get(type(record))
+            if current is None or record.version > current.version:
+                held[type(record)] = record
+    return Outcome(steps, held.get(UsageState), held.get(RefundEligibility))  # type: ignore[arg-type]
+
+
+def contract_decision(events: list[AccountEvent]) -> tuple[str, tuple[str, ...], str | None]:
+    """CONTRACT.md's rules 1 and 3-7, written out plainly, for histories with distinct charge ids."""
+    billing = {e.event_id: e for e in events if not isinstance(e, UsageObserved)}.values()
+    charges = [e for e in billing if isinstance(e, Charged)]
+    used = any(isinstance(e, UsageObserved) for e in events)
+
+    def order(c: Charged) -> tuple[int, str]:
+        return (c.occurred_at, c.charge_id)
+
+    latest = max(charges, key=order, default=None)
+    if latest is not None and latest.charge_id in {e.charge_id for e in billing if isinstance(e, RefundIssued)}:
+        return "refunded", ("charge_refunded",), latest.charge_id
+    if latest is None:
+        return "no_charge", (), None
+    previous = max((c for c in charges if order(c) < order(latest)), key=order, default=None)
+    cancellations = [e for e in billing if isinstance(e, CancellationRequested)]
+    by_owner_in_dashboard = [c for c in cancellations if c.channel == "dashboard" and c.requested_by == "owner"]
+    others = [c for c in cancellations if c not in by_owner_in_dashboard]
+    if any(
+        c.occurred_at < latest.occurred_at and (previous is None or c.occurred_at > previous.occurred_at)
+        for c in by_owner_in_dashboard
+    ):
+        return "eligible", ("charged_after_dashboard_cancellation",), latest.charge_id
+    if latest.reason == "trial_conversion":
+        if used:
+            return "discretionary", ("trial_charge_used",), latest.charge_id
+        return "eligible", ("trial_charge_unused",), latest.charge_id
+    if any(c.occurred_at < latest.occurred_at for c in others):
+        return "ineligible", ("cancellation_not_via_dashboard",), latest.charge_id
+    return "ineligible", ("no_refund_for_unused_time",), latest.charge_id
+
+
+# --------------------------------------------------------------------------------------------
+# Properties
+# --------------------------------------------------------------------------------------------
+
+
+@PROPERTY_SETTINGS
+@given(history=history_factory(), data=st.data())
+def test_final_records_do_not_depend_on_arrival_order(history: list[AccountEvent], data: st.DataObject) -> None:
+    reordered = data.draw(st.permutations(history), label="reordered")
+    first, second = run_history(history), run_history(reordered)
+    assert second.decision() == first.decision()
+    assert second.usage_start() == first.usage_start()
+
+
+@PROPERTY_SETTINGS
+@given(history=history_factory(shared_charge_ids=False, verdicts=False))
+def test_final_decision_follows_the_contract_rules(history: list[AccountEvent]) -> None:
+    outcome = run_history(history)
+    state, reasons, charge_id = contract_decision(history)
+    record = outcome.eligibility
+    assert record is not None
+    assert (record.state, tuple(record.reasons)) == (state, reasons)
+    assert (record.charge.charge_id if record.charge else None) == charge_id
+    assert record.trial == any(e.type == "trial_started" for e in history)
+    received = [e.evidence.received_at for e in history if isinstance(e, UsageObserved)]
+    assert record.usage_started_at == (min(received) if received else None)
+    assert record.abuse.suspected is False
+
+
+@PROPERTY_SETTINGS
+@given(history=history_factory(), data=st.data())
+def test_applying_an_event_twice_changes_nothing(history: list[AccountEvent], data: st.DataObject) -> None:
+    index = data.draw(st.integers(min_value=0, max_value=len(history) - 1), label="duplicated")
+    insert_at = data.draw(st.integers(min_value=index + 1, max_value=len(history)), label="redelivered at")
+    with_duplicate = [*history[:insert_at], history[index], *history[insert_at:]]
+
+    once, twice = run_history(history), run_history(with_duplicate)
+
+    assert twice.decision() == once.decision()
+    assert twice.usage_start() == once.usage_start()
+    assert twice.eligibility.version == once.eligibility.version
+    assert (twice.usage.version if twice.usage else None) == (once.usage.version if once.usage else None)
+    # The redelivery itself publishes nothing new: only the records current at that moment.
+    redelivery = twice.steps[insert_at]
+    assert redelivery.state == twice.steps[insert_at - 1].state
+    highest: dict[type, UsageState | RefundEligibility] = {}
+    for step in twice.steps[:insert_at]:
+        for record in step.records:
+            if type(record) not in highest or record.version > highest[type(record)].version:
+                highest[type(record)] = record
+    assert sorted(type(r).__name__ for r in redelivery.records) == sorted(kind.__name__ for kind in highest)
+    for record in redelivery.records:
+        assert record == highest[type(record)]
+
+
+@PROPERTY_SETTINGS
+@given(history=history_factory())
+def test_versions_strictly_increase_per_topic(history: list[AccountEvent]) -> None:
+    outcome = run_history(history)
+    for kind in (UsageState, RefundEligibility):
+        by_version: dict[int, UsageState | RefundEligibility] = {}
+        highest = 0
+        for step in outcome.steps:
+            for record in step.records:
+                if not isinstance(record, kind):
+                    continue
+                assert record.account_id == ACCOUNT
+                if record.version in by_version:
+                    assert record == by_version[record.version], "two different records with one version"
+                else:
+                    assert record.version > highest, "a new record with a version not above the last"
+                    by_version[record.version] = record
+                    highest = record.version
+        # The last record published on the topic is the one a reader keeping the highest version holds.
+        published = [r for s in outcome.steps for r in s.records if isinstance(r, kind)]
+        held = outcome.usage if kind is UsageState else outcome.eligibility
+        assert (published[-1] if published else None) == held

@@ -14,7 +14,7 @@ accounts, so they are re-keyed by signal, judged there, and the verdicts routed 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import faust
@@ -46,6 +46,13 @@ ACCOUNT_EVENT = TypeAdapter(AccountEvent)
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def record_transition(metrics: Metrics, before: AccountState | None, after: AccountState) -> None:
+    old = before.eligibility.state if before is not None and before.eligibility else "none"
+    new = after.eligibility.state if after.eligibility else "none"
+    if old != new:
+        metrics.transitions.labels(old, new).inc()
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,8 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
     @app.agent(account_events, name="process-accounts")
     async def process_accounts(stream: faust.StreamT) -> None:
         """Fold each account event into the account's state; publish what changed."""
-        async for value in stream:
-            event = ACCOUNT_EVENT.validate_json(value)
+        async for message_event in stream.events():
+            event = ACCOUNT_EVENT.validate_json(message_event.value)
             key = event.account_id.encode()
             stored = accounts.get(key)
             state = AccountState.model_validate_json(stored) if stored is not None else None
@@ -128,6 +135,9 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
                 await signal_claims.send(key=claim.signal.digest.encode(), value=encode(claim))
             if step.state is not state:
                 accounts[key] = encode(step.state)
+                record_transition(metrics, state, step.state)
+            if step.records:
+                metrics.publish_latency.observe(max(0.0, time.time() - message_event.message.timestamp))
 
     @app.agent(signal_claims, name="judge-signals")
     async def judge_signals(stream: faust.StreamT) -> None:
@@ -143,4 +153,14 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
             if after is not state:
                 signals[key] = encode(after)
 
+    metrics.watch(lambda: consumer_lag(app), {"accounts": accounts, "signals": signals})
     return Pipeline(accounts=accounts, signals=signals, topics=names)
+
+
+def consumer_lag(app: faust.App) -> Iterator[tuple[tuple[str, int], int]]:
+    """Records behind the end of each assigned partition, as last read by this worker."""
+    consumer = app.consumer
+    read_offsets = app.monitor.tp_read_offsets
+    for tp in consumer.assignment():
+        read = read_offsets.get(tp)
+        yield (tp.topic, tp.partition), max(0, consumer.highwater(tp) - (read + 1 if read is not None else 0))

@@ -218,4 +218,12 @@ def test_http_lookup_needs_the_token_and_answers_the_account(detector: Detector)
     assert missing.status_code == 404
     assert httpx.get(f"{detector.worker.url}/healthz").status_code == 200
     metrics = httpx.get(f"{detector.worker.url}/metrics").text
-    assert "usage_detector_usage_start_lag_seconds_bucket" in metrics
+    for name in (
+        "usage_detector_usage_start_lag_seconds_bucket",
+        "usage_detector_decision_publish_latency_seconds_bucket",
+        "usage_detector_consumer_lag{",
+        'usage_detector_table_keys{table="accounts"}',
+        'usage_detector_accounts{state="eligible"}',
+        'usage_detector_eligibility_transitions_total{from_state="no_charge",to_state="eligible"}',
+    ):
+        assert name in metrics, name

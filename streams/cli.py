@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import localkafka
@@ -34,7 +34,7 @@ def bootstrap_servers(settings: Settings) -> str:
     return settings.kafka_bootstrap_servers or localkafka.start().bootstrap_servers
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings) -> int:
     import faust
 
     from streams.app import create_app
@@ -50,13 +50,14 @@ def run_worker(settings: Settings) -> None:
     if not sys.stdout.isatty():
         worker.spinner = None
     worker.execute_from_commandline()
+    return 0
 
 
-def run_kafka(action: str) -> int:
-    if action == "start":
+def run_kafka(args: argparse.Namespace) -> int:
+    if args.action == "start":
         info = localkafka.start()
         print(f"KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers}")
-    elif action == "stop":
+    elif args.action == "stop":
         print("stopped" if localkafka.stop() else "not running")
     else:
         running = localkafka.status()
@@ -65,28 +66,38 @@ def run_kafka(action: str) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="usage-detector", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def register_core_commands(commands: argparse._SubParsersAction) -> None:
     worker = commands.add_parser("worker", help="run one worker (many share the work by app id)")
     add_setting_options(worker)
+    worker.set_defaults(run=lambda args: run_worker(settings_from(args)))
     kafka = commands.add_parser("kafka", help="the project's local single-node Kafka")
     kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(run=run_kafka)
     demo = commands.add_parser("demo", help="local broker + worker + realistic traffic, printing decisions")
     add_setting_options(demo)
     demo.add_argument("--accounts", type=int, default=60, help="trial accounts to simulate")
     demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(run=run_demo_command)
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings_from(args), accounts=args.accounts, seed=args.seed)
+
+
+# Each entry adds its subcommands, and sets `run(args) -> exit code` on them.
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [register_core_commands]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="usage-detector", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for register in COMMAND_GROUPS:
+        register(commands)
     args = parser.parse_args(argv)
     try:
-        if args.command == "kafka":
-            return run_kafka(args.action)
-        settings = settings_from(args)
-        if args.command == "worker":
-            run_worker(settings)
-            return 0
-        from streams.demo import run_demo
-
-        return run_demo(settings, accounts=args.accounts, seed=args.seed)
+        return int(args.run(args))
     except (ConfigurationError, localkafka.LocalKafkaError, ConnectionError) as exc:
         print(f"usage-detector: {exc}", file=sys.stderr)
         return 2

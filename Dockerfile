@@ -21,6 +21,7 @@ COPY localkafka ./localkafka
 COPY models ./models
 COPY policy ./policy
 COPY streams ./streams
+COPY reader ./reader
 RUN pip install . \
  && rm -rf /build
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import localkafka
@@ -86,15 +87,17 @@ def run_demo_command(args: argparse.Namespace) -> int:
     return run_demo(settings_from(args), accounts=args.accounts, seed=args.seed)
 
 
-# Each entry adds its subcommands, and sets `run(args) -> exit code` on them.
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [register_core_commands]
+# Modules adding subcommands: each has `register(commands)`, which sets `run(args) -> exit code`.
+# Imported when the CLI runs, so that they may import this module's helpers.
+COMMAND_MODULES: list[str] = ["streams.explain"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="usage-detector", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for register in COMMAND_GROUPS:
-        register(commands)
+    register_core_commands(commands)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

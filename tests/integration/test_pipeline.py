@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -227,3 +230,17 @@ def test_http_lookup_needs_the_token_and_answers_the_account(detector: Detector)
         'usage_detector_eligibility_transitions_total{from_state="no_charge",to_state="eligible"}',
     ):
         assert name in metrics, name
+
+
+def test_explain_tells_the_decision_in_words(detector: Detector) -> None:
+    account = new_account()
+    publish(detector, [("billing", trial(account, T0)), ("billing", charge(account, T_CHARGE, "c1")), ("hits", hit(account, T_USE, page_url="https://shop.example/"))])
+    wait_eligibility(detector, account, "discretionary", ["trial_charge_used"])
+    cli = str(Path(sys.executable).with_name("usage-detector"))
+    env_args = ["--kafka-bootstrap-servers", detector.bootstrap_servers, "--app-id", detector.topics.app_id]
+    explained = subprocess.run([cli, "explain", account, *env_args], capture_output=True, text=True, timeout=60)
+    assert explained.returncode == 0, explained.stderr
+    assert f"{account}: discretionary" in explained.stdout
+    assert "rule 5" in explained.stdout and "tracking_tag" in explained.stdout and "https://shop.example/" in explained.stdout
+    unknown = subprocess.run([cli, "explain", new_account(), *env_args], capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 1 and "unknown" in unknown.stdout

@@ -62,3 +62,9 @@ def start_detector(bootstrap_servers: str, state_dir: Path, workers: int = 1) ->
 @pytest.fixture(scope="module")
 def detector(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
     yield from start_detector(bootstrap_servers, tmp_path_factory.mktemp("detector"))
+
+
+@pytest.fixture(scope="session")
+def two_workers(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
+    """Two workers of one app id sharing the partitions."""
+    yield from start_detector(bootstrap_servers, tmp_path_factory.mktemp("two-workers"), workers=2)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Detector, start_detector
+from tests.integration.conftest import Detector
 from tests.support.records import hit, trial
 
 pytestmark = pytest.mark.integration
@@ -108,11 +107,6 @@ def test_no_raw_identity_reaches_any_topic(detector: Detector) -> None:
     payloads = b"".join((m.value or b"") + (m.key or b"") for m in reader)
     reader.close()
     assert payloads and email.encode() not in payloads and card.encode() not in payloads
-
-
-@pytest.fixture(scope="module")
-def two_workers(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
-    yield from start_detector(bootstrap_servers, tmp_path_factory.mktemp("two-workers"), workers=2)
 
 
 def test_abuse_is_detected_with_two_workers_sharing_the_work(two_workers: Detector) -> None:

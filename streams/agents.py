@@ -122,7 +122,10 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
             key = event.account_id.encode()
             stored = accounts.get(key)
             state = AccountState.model_validate_json(stored) if stored is not None else None
-            step = apply(state, event, now=now_ms())
+            # Stamp records with the event's own time on this topic, not the clock: reprocessing
+            # after a crash then rebuilds the very same records, never a conflicting version.
+            accepted_at = round(message_event.message.timestamp * 1000)
+            step = apply(state, event, now=accepted_at)
             published_usage_version = state.usage.version if state is not None and state.usage else 0
             # Publish before saving: a crash in between reprocesses the event and republishes.
             for record in step.records:
@@ -130,7 +133,7 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
                 await topic.send(key=key, value=encode(record))
                 metrics.published.labels(topic.get_topic_name()).inc()
                 if isinstance(record, UsageState) and record.version > published_usage_version:
-                    metrics.usage_start_lag.observe((record.detected_at - record.usage_started_at) / 1000)
+                    metrics.usage_start_lag.observe((now_ms() - record.usage_started_at) / 1000)
             for claim in step.claims:
                 await signal_claims.send(key=claim.signal.digest.encode(), value=encode(claim))
             if step.state is not state:

@@ -30,6 +30,10 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A killed worker's partitions move on within seconds, not the client default of a minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        broker_rebalance_timeout=20.0,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,

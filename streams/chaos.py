@@ -1,0 +1,397 @@
+"""`usage-detector chaos`: proof that nothing is lost across crashes, restarts and rebalances.
+
+A seeded workload is produced while workers are SIGKILLed at random moments, the broker is
+restarted and the group is scaled 1 -> 3 -> 1. When everything has settled, every account's
+highest-version output is compared with the oracle: the pure policy core run in memory over the
+same records (`policy.oracle`). Prints and writes (JSON) what happened and what was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+from pydantic import TypeAdapter
+
+import localkafka
+from models.codec import decode
+from models.errors import InvalidRecord
+from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
+from models.internal import UsageObserved
+from policy.account import evidence_order
+from policy.oracle import run as run_oracle
+from policy.translate import Translator
+from streams.cli import add_setting_options, bootstrap_servers, settings_from
+from streams.settings import Settings
+from streams.topics import TopicNames, ensure_topics
+from streams.workerpool import WorkerPool, wait_caught_up
+
+DAY = 86_400_000
+T0 = 1_772_323_200_000  # 2026-03-01T00:00:00Z
+
+
+@dataclass
+class Workload:
+    """Raw input records in the order they are produced, and which of them are unusable."""
+
+    records: list[tuple[str, bytes | None, bytes | None]] = field(default_factory=list)  # (input, key, value)
+    bad: set[int] = field(default_factory=set)  # indexes into records
+
+    def add(self, topic: str, account: str | None, value: dict[str, Any] | bytes | None, bad: bool = False) -> None:
+        if bad:
+            self.bad.add(len(self.records))
+        raw = orjson.dumps(value) if isinstance(value, dict) else value
+        self.records.append((topic, account.encode() if account else None, raw))
+
+
+def generate(seed: int, accounts: int, records: int) -> Workload:
+    """Trials (some repeated under shared identities), usage, charges, cancellations, refunds,
+    duplicates, bad records, and arrival out of order (shuffled within windows)."""
+    rng = random.Random(seed)
+    billing: list[tuple[int, str, dict[str, Any]]] = []
+    users: list[str] = []
+    for n in range(accounts):
+        account = f"chaos-{seed}-{n:06d}"
+        start = T0 + rng.randrange(20 * DAY)
+        identity: dict[str, Any] = {
+            "email": f"user{n}@example.com",
+            "card_fingerprint": f"card-{n}",
+            "device_id": f"dev-{n}",
+            "signup_ip": f"10.0.{n % 200}.{n % 7}",
+        }
+        if n and rng.random() < 0.05:  # a repeated trial under a shared card, device, email or site
+            other = rng.randrange(n)
+            kind = rng.choice(["card_fingerprint", "device_id", "email", "website"])
+            identity[kind] = {
+                "card_fingerprint": f"card-{other}",
+                "device_id": f"dev-{other}",
+                "email": f"User{other}+again@Example.com",
+                "website": f"https://www.site-{other}.example/",
+            }[kind]
+        elif rng.random() < 0.5:
+            identity["website"] = f"site-{n}.example"
+        events = [{"type": "trial_started", "occurred_at": start, "trial_ends_at": start + 14 * DAY, "identity": identity}]
+        if rng.random() < 0.1:
+            events.append({"type": "cancellation_requested", "occurred_at": start + rng.randrange(14 * DAY),
+                           "channel": rng.choice(["dashboard", "email", "chat", "phone", "payment_method_revoked"]),
+                           "requested_by": rng.choice(["owner", "owner", "other"])})
+        if rng.random() < 0.8:
+            events.append({"type": "charged", "occurred_at": start + 14 * DAY, "charge_id": f"{account}-c1",
+                           "amount_cents": 4900, "currency": "USD", "reason": "trial_conversion"})
+            if rng.random() < 0.15:
+                events.append({"type": "refund_issued", "occurred_at": start + 16 * DAY, "charge_id": f"{account}-c1"})
+            if rng.random() < 0.3:
+                events.append({"type": "charged", "occurred_at": start + 44 * DAY, "charge_id": f"{account}-c2",
+                               "amount_cents": 4900, "currency": "USD", "reason": "renewal"})
+        if rng.random() < 0.05:
+            events.append({"type": "plan_changed", "occurred_at": start + DAY, "plan": "pro"})
+        for i, event in enumerate(events):
+            at = event["occurred_at"]
+            if rng.random() < 0.5:  # half the timestamps as epoch ms, half as RFC 3339
+                event["occurred_at"] = _rfc3339(at)
+            billing.append((at, account, {"event_id": f"{account}-b{i}", "account_id": account, **event}))
+        if rng.random() < 0.7:
+            users.append(account)
+
+    # (when, input, key, value, unusable)
+    items: list[tuple[int, str, str | None, dict[str, Any] | bytes | None, bool]] = []
+    for at, account, event in billing:
+        items.append((at, "billing", account, event, False))
+        if rng.random() < 0.05:
+            items.append((at + rng.randrange(DAY), "billing", account, event, False))  # delivered twice
+    budget = max(0, records - len(items))
+    bad_count = budget // 200
+    for i in range(budget - bad_count):
+        account = rng.choice(users)
+        received = T0 + rng.randrange(60 * DAY)
+        if rng.random() < 0.15:
+            value = {"event_id": f"capi-{seed}-{i}", "account_id": account, "received_at": received,
+                     "integration": rng.choice(["shopify", "api", "woocommerce"]), "event_name": "purchase",
+                     "value": 19.9, "currency": "USD"}
+            items.append((received, "capi", account, value, False))
+        else:
+            value = {"hit_id": f"hit-{seed}-{i}", "account_id": account, "received_at": received,
+                     "property_id": f"prop-{account}", "event_name": "page_view",
+                     "page_url": f"https://www.site-{account.rsplit('-', 1)[1].lstrip('0') or '0'}.example/p/{i % 97}",
+                     "occurred_at": received - rng.randrange(5000), "click_id": f"clk{i}",
+                     "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126 Safari/537.36",
+                     "ip": f"198.51.100.{i % 250}"}
+            items.append((received, "hits", account, value, False))
+    garbage = [b"{not json", b"[1,2]", b'{"hit_id": 1}', b"\xff\xfe", None, b'{"hit_id":"x","account_id":"bad id","received_at":1}']
+    for i in range(bad_count):
+        at = T0 + rng.randrange(60 * DAY)
+        # kafka-python cannot send a null key with a null value; the key carries no meaning here.
+        items.append((at, rng.choice(["hits", "capi", "billing"]), "bad-record", garbage[i % len(garbage)], True))
+    rng.shuffle(items)
+    # Mostly in time order, but shuffled within windows: earlier evidence and billing arrive late.
+    items.sort(key=lambda item: item[0] // (2 * DAY))
+    workload = Workload()
+    for _, topic, account, value, bad in items:
+        workload.add(topic, account, value, bad)
+    return workload
+
+
+def _rfc3339(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def expected_outcome(workload: Workload, settings: Settings) -> dict[str, dict[str, Any]]:
+    """The oracle: the same decoding and policy core, run in memory, as each account's records."""
+    translate = Translator(settings.signal_key.get_secret_value().encode())
+    adapters = {"hits": TypeAdapter(TrackingHit), "capi": TypeAdapter(ConversionApiEvent), "billing": TypeAdapter(BillingEvent)}
+    earliest: dict[str, UsageObserved] = {}  # only the earliest evidence of an account can matter
+    events = []
+    for topic, _, value in workload.records:
+        try:
+            record = decode(adapters[topic], value, settings.max_record_bytes)
+        except InvalidRecord:
+            continue
+        if topic == "billing":
+            events.append(translate.billing(record))
+            continue
+        usage = translate.hit(record) if topic == "hits" else translate.capi(record)
+        known = earliest.get(usage.account_id)
+        if known is None or evidence_order(usage.evidence) < evidence_order(known.evidence):
+            earliest[usage.account_id] = usage
+    outcome = run_oracle([*events, *earliest.values()])
+    return {
+        account: {
+            "usage": _content(state.usage.model_dump(mode="json")) if state.usage else None,
+            "eligibility": _content(state.eligibility.model_dump(mode="json")) if state.eligibility else None,
+        }
+        for account, state in outcome.accounts.items()
+    }
+
+
+def _content(record: dict[str, Any]) -> dict[str, Any]:
+    """What must match the oracle: everything but the version and the detector's own clock."""
+    return {k: v for k, v in record.items() if k not in ("version", "detected_at", "decided_at")}
+
+
+@dataclass
+class Report:
+    seed: int
+    input_records: int = 0
+    accounts: int = 0
+    bad_records: int = 0
+    kills: int = 0
+    broker_restarts: int = 0
+    rebalances: int = 0
+    worker_starts: int = 0
+    output_records: int = 0
+    lost: int = 0
+    conflicting: int = 0
+    mismatched: int = 0
+    dead_letters_expected: int = 0
+    dead_letters_missing: int = 0
+    dead_letters_unexpected: int = 0
+    caught_up: bool = False
+    seconds: float = 0.0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.caught_up and not (
+            self.lost or self.conflicting or self.mismatched or self.dead_letters_missing or self.dead_letters_unexpected
+        )
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {message}", flush=True)
+
+
+class Chaos:
+    def __init__(self, settings: Settings, servers: str, args: argparse.Namespace, workdir: Path) -> None:
+        self.settings, self.servers, self.args = settings, servers, args
+        self.pool = WorkerPool(settings, servers, workdir)
+        self.report = Report(seed=args.seed)
+        self.rng = random.Random(args.seed)
+        self.produced = 0
+        self.bad_offsets: set[tuple[str, int, int]] = set()
+        self._lock = threading.Lock()
+
+    def produce(self, workload: Workload, names: TopicNames) -> None:
+        """Produce at a steady pace so that the chaos happens while records flow."""
+        topics = {"hits": names.hits, "capi": names.capi, "billing": names.billing}
+        producer = KafkaProducer(bootstrap_servers=self.servers, acks="all", linger_ms=20, batch_size=256 * 1024,
+                                 retries=2_147_483_647, max_in_flight_requests_per_connection=1, request_timeout_ms=30_000)
+        started = time.monotonic()
+        for index, (topic, key, value) in enumerate(workload.records):
+            future = producer.send(topics[topic], key=key, value=value)
+            if index in workload.bad:
+                future.add_callback(lambda meta: self._note_bad(meta.topic, meta.partition, meta.offset))
+            self.produced = index + 1
+            ahead = self.produced / self.args.rate - (time.monotonic() - started)
+            if ahead > 0.05:
+                time.sleep(ahead)
+        producer.flush()
+        producer.close()
+
+    def _note_bad(self, topic: str, partition: int, offset: int) -> None:
+        with self._lock:
+            self.bad_offsets.add((topic, partition, offset))
+
+    def disturb(self, total: int, done: threading.Event) -> None:
+        """Kill workers at random moments; scale 1 -> 3 -> 1; restart the broker once."""
+        kills_left, scaled_up, scaled_down = self.args.kills, False, False
+        broker_restarts_left = self.args.broker_restarts
+        interval = total / self.args.rate / max(1, self.args.kills + 2)
+        while not done.is_set() or kills_left:
+            time.sleep(self.rng.uniform(0.3, 1.7) * interval)
+            progress = self.produced / total
+            if not scaled_up and progress > 0.2:
+                log("scaling to 3 workers")
+                self.pool.scale(3)
+                scaled_up = True
+                self.report.rebalances += 1
+            elif broker_restarts_left and progress > 0.5:
+                log("restarting the broker")
+                localkafka.stop()
+                time.sleep(2)
+                localkafka.start()
+                broker_restarts_left -= 1
+                self.report.broker_restarts += 1
+            elif not scaled_down and progress > 0.8:
+                log("scaling to 1 worker (SIGTERM)")
+                self.pool.scale(1)
+                scaled_down = True
+                self.report.rebalances += 1
+            elif kills_left:
+                victims = self.pool.alive()
+                if victims:
+                    victim = self.rng.choice(victims)
+                    self.pool.kill(victim, signal.SIGKILL)
+                    kills_left -= 1
+                    self.report.kills += 1
+                    log(f"SIGKILL worker pid {victim.pid} ({self.report.kills} of {self.args.kills}); produced {self.produced}/{total}")
+                    self.pool.start()
+                    self.report.rebalances += 1
+            # A worker may also have died by itself (say, with the broker away): replace it.
+            target = 3 if scaled_up and not scaled_down else 1
+            if len(self.pool.alive()) < target:
+                self.pool.scale(target)
+        self.pool.scale(1)
+
+
+def read_outputs(servers: str, names: TopicNames) -> dict[str, list[dict[str, Any]]]:
+    topics = {"usage": names.usage, "eligibility": names.eligibility, "dead_letter": names.dead_letter}
+    found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in topics}
+    consumer = KafkaConsumer(*topics.values(), bootstrap_servers=servers, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=5000)
+    by_topic = {topic: kind for kind, topic in topics.items()}
+    for message in consumer:
+        found[by_topic[message.topic]].append(orjson.loads(message.value))
+    consumer.close()
+    return found
+
+
+def compare(report: Report, expected: dict[str, dict[str, Any]], outputs: dict[str, list[dict[str, Any]]],
+            bad_offsets: set[tuple[str, int, int]]) -> None:
+    report.output_records = len(outputs["usage"]) + len(outputs["eligibility"])
+    for kind in ("usage", "eligibility"):
+        latest: dict[str, dict[str, Any]] = {}
+        seen: dict[tuple[str, int], dict[str, Any]] = {}
+        for record in outputs[kind]:
+            key = (record["account_id"], record["version"])
+            if seen.setdefault(key, record) != record:
+                report.conflicting += 1
+                report.examples.append(f"conflicting {kind} {key}")
+            if record["version"] > latest.get(record["account_id"], {"version": 0})["version"]:
+                latest[record["account_id"]] = record
+        for account, want in expected.items():
+            if want[kind] is None:
+                continue
+            got = latest.get(account)
+            if got is None:
+                report.lost += 1
+                report.examples.append(f"lost {kind} of {account}")
+            elif _content(got) != want[kind]:
+                report.mismatched += 1
+                report.examples.append(f"mismatched {kind} of {account}: got {_content(got)} want {want[kind]}")
+    letters = {(d["topic"], d["partition"], d["offset"]) for d in outputs["dead_letter"]}
+    report.dead_letters_expected = len(bad_offsets)
+    report.dead_letters_missing = len(bad_offsets - letters)
+    report.dead_letters_unexpected = len(letters - bad_offsets)
+    del report.examples[10:]
+
+
+def run_chaos(args: argparse.Namespace) -> int:
+    base = settings_from(args)
+    if base.kafka_bootstrap_servers and args.broker_restarts:
+        print("usage-detector chaos: restarting the broker needs the local one; unset KAFKA_BOOTSTRAP_SERVERS "
+              "or pass --broker-restarts 0", file=sys.stderr)
+        return 2
+    tag = uuid.uuid4().hex[:6]
+    settings = base.model_copy(update={
+        "app_id": f"chaos-{tag}",
+        **{f"topic_{kind}": f"chaos-{tag}.{getattr(base, f'topic_{kind}')}"
+           for kind in ("hits", "capi", "billing", "usage", "eligibility", "dead_letter")},
+    })
+    servers = bootstrap_servers(settings)
+    names = TopicNames.from_settings(settings)
+    started = time.monotonic()
+    log(f"generating {args.records} records over {args.accounts} accounts (seed {args.seed})")
+    workload = generate(args.seed, args.accounts, args.records)
+    log("computing the expected outcome (oracle)")
+    expected = expected_outcome(workload, settings)
+    ensure_topics(settings, servers)
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"usage-detector-chaos-{tag}-"))
+    chaos = Chaos(settings, servers, args, workdir)
+    chaos.report.input_records, chaos.report.accounts = len(workload.records), args.accounts
+    chaos.report.bad_records = len(workload.bad)
+    log(f"app {settings.app_id}, topics chaos-{tag}.*, worker logs in {workdir}")
+    chaos.pool.scale(1)
+    done = threading.Event()
+    disturber = threading.Thread(target=chaos.disturb, args=(len(workload.records), done), daemon=True)
+    disturber.start()
+    try:
+        chaos.produce(workload, names)
+        log(f"all {len(workload.records)} records produced")
+        done.set()
+        disturber.join()
+        internal = [names.account_events, names.signal_claims]
+        chaos.report.caught_up = wait_caught_up(
+            servers, settings.app_id, [*names.inputs, *internal], timeout=args.settle_timeout,
+            progress=lambda lag: log(f"waiting to catch up: lag {lag}"),
+        )
+        compare(chaos.report, expected, read_outputs(servers, names), chaos.bad_offsets)
+    finally:
+        done.set()
+        chaos.pool.stop_all()
+    chaos.report.worker_starts = chaos.pool.started
+    chaos.report.seconds = round(time.monotonic() - started, 1)
+    result = asdict(chaos.report) | {"ok": chaos.report.ok}
+    print(json.dumps(result, indent=2))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+        log(f"wrote {args.output}")
+    return 0 if chaos.report.ok else 1
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("chaos", help="prove nothing is lost: kills, a broker restart, scaling; vs the oracle")
+    add_setting_options(parser)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--accounts", type=int, default=50_000)
+    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of a random worker")
+    parser.add_argument("--broker-restarts", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=8000.0, help="records produced per second")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--settle-timeout", type=float, default=900.0, help="seconds to wait for catching up at the end")
+    parser.add_argument("--workdir", help="worker logs and state (default: a new temporary folder)")
+    parser.add_argument("--output", help="write the report as JSON here")
+    parser.set_defaults(run=run_chaos)

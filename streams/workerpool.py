@@ -1,0 +1,122 @@
+"""Worker processes of one app, started, killed and scaled from outside, and their group's lag.
+
+Used by the commands that drive whole workers (chaos, replay): each worker is a real
+`usage-detector worker` process, configured through the environment as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from streams.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_env(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
+    """The environment that makes a worker process use these settings."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers}
+    for name, value in settings.model_dump(exclude={"kafka_bootstrap_servers"}).items():
+        if value is not None:
+            secret = getattr(value, "get_secret_value", None)
+            env[f"USAGE_DETECTOR_{name.upper()}"] = str(secret() if secret else value)
+    return env
+
+
+@dataclass
+class WorkerPool:
+    settings: Settings
+    bootstrap_servers: str
+    workdir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: int = 0
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """A new worker with its own port and state folder (as a replacement machine would have)."""
+        self.started += 1
+        port = free_port()
+        env = {
+            **os.environ,
+            **settings_env(self.settings, self.bootstrap_servers),
+            "USAGE_DETECTOR_WEB_PORT": str(port),
+            "USAGE_DETECTOR_STATE_DIR": str(self.workdir / f"state-{self.started}"),
+        }
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / f"worker-{self.started}.log", "wb") as log:
+            command = [str(Path(sys.executable).with_name("usage-detector")), "worker"]
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        self.processes = [p for p in self.processes if p.poll() is None]
+        return self.processes
+
+    def kill(self, process: subprocess.Popen[bytes], sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.alive()
+
+    def scale(self, count: int) -> None:
+        """Start or gracefully stop (SIGTERM) workers until `count` run."""
+        while len(self.alive()) < count:
+            self.start()
+        while len(self.alive()) > count:
+            self.kill(self.processes[-1], signal.SIGTERM)
+
+    def stop_all(self) -> None:
+        for process in list(self.alive()):
+            self.kill(process, signal.SIGTERM)
+
+
+def group_lag(bootstrap_servers: str, group_id: str, topics: list[str]) -> int | None:
+    """Records of `topics` the group has not committed yet; None before it has committed at all."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    try:
+        committed = admin.list_group_offsets(group_id).get(group_id, {})
+        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(partitions)
+        if not committed and any(ends.values()):
+            return None
+        return sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items())
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def wait_caught_up(
+    bootstrap_servers: str, group_id: str, topics: list[str], timeout: float, settle: float = 6.0, progress=None
+) -> bool:
+    """Wait until the group's lag is zero for `settle` seconds on end (nothing in flight)."""
+    deadline = time.monotonic() + timeout
+    zero_since: float | None = None
+    while time.monotonic() < deadline:
+        lag = group_lag(bootstrap_servers, group_id, topics)
+        if progress is not None:
+            progress(lag)
+        if lag == 0:
+            zero_since = zero_since or time.monotonic()
+            if time.monotonic() - zero_since >= settle:
+                return True
+        else:
+            zero_since = None
+        time.sleep(1.0)
+    return False

@@ -1,0 +1,33 @@
+"""A small run of the chaos harness: SIGKILLed workers and scaling, checked against the oracle."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_nothing_is_lost_or_conflicting_across_kills_and_rebalances(bootstrap_servers: str, tmp_path: Path) -> None:
+    report_path = tmp_path / "chaos.json"
+    command = [
+        str(Path(sys.executable).with_name("usage-detector")), "chaos",
+        "--kafka-bootstrap-servers", bootstrap_servers,
+        "--records", "8000", "--accounts", "400", "--kills", "3", "--broker-restarts", "0",
+        "--rate", "1500", "--seed", "11", "--settle-timeout", "240",
+        "--workdir", str(tmp_path / "workers"), "--output", str(report_path),
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=420)
+    assert report_path.exists(), finished.stdout[-3000:] + finished.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["caught_up"], finished.stdout[-3000:]
+    assert report["kills"] == 3 and report["rebalances"] >= 5
+    assert report["bad_records"] > 0 and report["dead_letters_expected"] == report["bad_records"]
+    assert (report["lost"], report["conflicting"], report["mismatched"]) == (0, 0, 0), report["examples"]
+    assert (report["dead_letters_missing"], report["dead_letters_unexpected"]) == (0, 0)
+    assert finished.returncode == 0 and report["ok"]
+

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,10 +32,22 @@ class BrokerInfo:
     controller_port: int
     pid: int
     home: str
+    # Only on a broker started with `sasl_users` (and `tls`): its authenticated listeners.
+    sasl_port: int | None = None  # SASL_PLAINTEXT: mechanisms PLAIN and SCRAM-SHA-512
+    sasl_ssl_port: int | None = None  # SASL_SSL: the same mechanisms over TLS
+    ssl_port: int | None = None  # SSL: TLS without SASL
+    ca_file: str | None = None  # the CA (PEM) that signed the TLS listeners' certificate
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def listener(self, protocol: str) -> str:
+        """`host:port` of the listener speaking `protocol` (PLAINTEXT, SASL_PLAINTEXT, SASL_SSL, SSL)."""
+        port = {"PLAINTEXT": self.port, "SASL_PLAINTEXT": self.sasl_port, "SASL_SSL": self.sasl_ssl_port, "SSL": self.ssl_port}[protocol]
+        if port is None:
+            raise LocalKafkaError(f"the broker at {self.home} has no {protocol} listener")
+        return f"127.0.0.1:{port}"
 
 
 def kafka_home() -> Path:
@@ -80,6 +94,8 @@ def _free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As the broker binds (SO_REUSEADDR): connections of its last run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -118,24 +134,28 @@ def _read_state(home: Path) -> BrokerInfo | None:
         return None
 
 
-def status() -> BrokerInfo | None:
-    """The running broker, or None when none runs from this home folder."""
-    info = _read_state(kafka_home())
+def status(home: Path | None = None) -> BrokerInfo | None:
+    """The running broker, or None when none runs from this home folder (default: `kafka_home()`)."""
+    info = _read_state(Path(home) if home is not None else kafka_home())
     if info and _alive(info.pid) and _accepts(info.port):
         return info
     return None
 
 
-def _server_properties(home: Path, port: int, controller_port: int) -> str:
+def _server_properties(home: Path, port: int, controller_port: int, extra: dict[str, int] | None = None) -> str:
+    """`extra`: more client listeners, {security protocol (also the listener's name): port}."""
+    extra = extra or {}
+    more = "".join(f",{name}://127.0.0.1:{extra_port}" for name, extra_port in extra.items())
+    protocols = "".join(f",{name}:{name}" for name in extra)
     return f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port}{more},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{more}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{protocols}
 log.dirs={home / "data"}
 num.partitions=1
 num.network.threads=2
@@ -151,6 +171,59 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
 """
+
+
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-512")
+_SAFE_CREDENTIAL = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def _check_sasl_users(sasl_users: Mapping[str, str]) -> None:
+    """Names and passwords go into JAAS and StorageTool syntax unquoted: keep them plain."""
+    if not sasl_users:
+        raise LocalKafkaError("sasl_users is empty: name at least one user")
+    for name, password in sasl_users.items():
+        if not (_SAFE_CREDENTIAL.match(name) and _SAFE_CREDENTIAL.match(password)):
+            raise LocalKafkaError(f"SASL user {name!r}: names and passwords must be 1-64 of A-Z a-z 0-9 _ . -")
+
+
+def _security_properties(sasl_listeners: list[str], sasl_users: Mapping[str, str], keystore: Path | None) -> str:
+    """JAAS per SASL listener (PLAIN users inline, SCRAM users from the metadata log) and TLS."""
+    plain_users = " ".join(f'user_{name}="{password}"' for name, password in sasl_users.items())
+    lines = [f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}"]
+    for listener in sasl_listeners:
+        prefix = f"listener.name.{listener.lower()}"
+        lines += [
+            f"{prefix}.sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}",
+            f"{prefix}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            f"{prefix}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        ]
+    if keystore is not None:
+        lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={keystore}", "ssl.client.auth=none"]
+    return "\n".join(lines) + "\n"
+
+
+def _make_certificates(home: Path) -> tuple[Path, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1/localhost signed by it: (CA file, keystore PEM)."""
+    tls = home / "tls"
+    ca_file, keystore = tls / "ca.pem", tls / "server-keystore.pem"
+    if ca_file.exists() and keystore.exists():
+        return ca_file, keystore
+    if shutil.which("openssl") is None:
+        raise LocalKafkaError("openssl is not on PATH: it makes the local broker's TLS certificates")
+    tls.mkdir(parents=True, exist_ok=True)
+    (tls / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650", "-subj", "/CN=usage-detector local CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "3650", "-extfile", "san.ext"],
+    ]
+    for step in steps:
+        result = subprocess.run(["openssl", *step], cwd=tls, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise LocalKafkaError(f"openssl {step[0]} failed:\n{result.stderr}")
+    # Kafka's PEM keystore: the private key (PKCS#8, unencrypted) followed by the certificate chain.
+    keystore.write_text((tls / "server.key").read_text() + (tls / "server.pem").read_text() + ca_file.read_text())
+    return ca_file, keystore
 
 
 def _log4j_config(home: Path) -> str:
@@ -177,14 +250,20 @@ def _java(lib: Path, main_class: str, *args: str, jvm_options: tuple[str, ...] =
     return [java, *HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true", *jvm_options, "-cp", f"{lib}/*", main_class, *args]
 
 
-def _format_storage(lib: Path, home: Path, properties: Path) -> None:
+def _format_storage(lib: Path, home: Path, properties: Path, scram_users: Mapping[str, str] | None = None) -> None:
+    """Format once; SCRAM users can only be added here (KRaft keeps them in the metadata log)."""
     if (home / "data" / "meta.properties").exists():
         return
     cluster_id = subprocess.run(
         _java(lib, "kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=True
     ).stdout.strip().splitlines()[-1]
+    scram = [
+        arg
+        for name, password in (scram_users or {}).items()
+        for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+    ]
     result = subprocess.run(
-        _java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)),
+        _java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), *scram),
         capture_output=True,
         text=True,
     )
@@ -192,33 +271,67 @@ def _format_storage(lib: Path, home: Path, properties: Path) -> None:
         raise LocalKafkaError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
 
-def start() -> BrokerInfo:
-    """Start the broker, or return the one already running. Idempotent."""
-    running = status()
+def start(home: Path | None = None, *, sasl_users: Mapping[str, str] | None = None, tls: bool = False) -> BrokerInfo:
+    """Start the broker, or return the one already running. Idempotent.
+
+    `home` defaults to `kafka_home()`. With `sasl_users` ({name: password}) the broker also
+    listens on SASL_PLAINTEXT, accepting those users with PLAIN and SCRAM-SHA-512 (SCRAM users
+    are created when the home is first formatted); with `tls` also on SASL_SSL and SSL, with a
+    certificate from a CA made for this home (`BrokerInfo.ca_file`). Use a home of its own for
+    such a broker: the default one is the shared plaintext broker.
+    """
+    home = Path(home) if home is not None else kafka_home()
+    running = status(home)
     if running:
+        if (sasl_users and running.sasl_port is None) or (tls and running.sasl_ssl_port is None):
+            raise LocalKafkaError(f"the broker running from {home} has no SASL/TLS listeners: stop it or use another home")
         return running
-    home = kafka_home()
+    if sasl_users is not None:
+        _check_sasl_users(sasl_users)
+    elif tls:
+        raise LocalKafkaError("tls needs sasl_users (the TLS listeners come with the SASL one)")
     lib = ensure_jars()
     (home / "logs").mkdir(parents=True, exist_ok=True)
     previous = _read_state(home)
+    listeners = (["SASL_PLAINTEXT"] if sasl_users else []) + (["SASL_SSL", "SSL"] if tls else [])
     # A restarted broker keeps its ports so that clients configured before the restart reconnect.
-    if previous and _port_is_free(previous.port) and _port_is_free(previous.controller_port):
-        port, controller_port = previous.port, previous.controller_port
+    previous_ports = (
+        [previous.port, previous.controller_port, *(previous.sasl_port, previous.sasl_ssl_port, previous.ssl_port)[: len(listeners)]]
+        if previous
+        else [None]
+    )
+    if all(p is not None and _port_is_free(p) for p in previous_ports):
+        port, controller_port, *extra_ports = previous_ports
     else:
-        port, controller_port = _free_port(), _free_port()
+        port, controller_port, *extra_ports = (_free_port() for _ in range(2 + len(listeners)))
+    extra = dict(zip(listeners, extra_ports))
+    ca_file, keystore = _make_certificates(home) if tls else (None, None)
     properties = home / "server.properties"
-    properties.write_text(_server_properties(home, port, controller_port))
+    properties.write_text(_server_properties(home, port, controller_port, extra))
+    if sasl_users:
+        with open(properties, "a") as out:
+            out.write(_security_properties([n for n in listeners if n.startswith("SASL")], sasl_users, keystore))
+        properties.chmod(0o600)  # PLAIN users' passwords are in it
     log4j = home / "log4j2.properties"
     log4j.write_text(_log4j_config(home))
-    _format_storage(lib, home, properties)
+    _format_storage(lib, home, properties, sasl_users)
     command = _java(lib, "kafka.Kafka", str(properties), jvm_options=(f"-Dlog4j2.configurationFile={log4j}",))
     _log(f"starting Kafka on 127.0.0.1:{port} (home {home})...")
     with open(home / "logs" / "stdout.log", "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    info = BrokerInfo(port=port, controller_port=controller_port, pid=process.pid, home=str(home))
+    info = BrokerInfo(
+        port=port,
+        controller_port=controller_port,
+        pid=process.pid,
+        home=str(home),
+        sasl_port=extra.get("SASL_PLAINTEXT"),
+        sasl_ssl_port=extra.get("SASL_SSL"),
+        ssl_port=extra.get("SSL"),
+        ca_file=str(ca_file) if ca_file else None,
+    )
     _state_file(home).write_text(json.dumps(asdict(info)))
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while not _accepts(port):
+    while not all(_accepts(p) for p in (port, *extra_ports)):
         if process.poll() is not None:
             raise LocalKafkaError(f"Kafka exited with code {process.returncode}; see {home / 'logs'}")
         if time.monotonic() > deadline:
@@ -228,9 +341,9 @@ def start() -> BrokerInfo:
     return info
 
 
-def stop() -> bool:
+def stop(home: Path | None = None) -> bool:
     """Stop the broker (its data stays for the next start). Returns whether one was running."""
-    info = _read_state(kafka_home())
+    info = _read_state(Path(home) if home is not None else kafka_home())
     if info is None or not _alive(info.pid):
         return False
     os.kill(info.pid, signal.SIGTERM)

@@ -32,7 +32,10 @@ def normalise_email(raw: str) -> str | None:
 def normalise_website(raw: str) -> str | None:
     """The host alone: scheme, `www.`, port, path, case and a trailing dot dropped."""
     text = raw.strip().lower()
-    host = urlsplit(text if "//" in text else f"//{text}").hostname or ""
+    try:
+        host = urlsplit(text if "//" in text else f"//{text}").hostname or ""
+    except ValueError:  # "http://[", bad IPv6 or NFKC-unsafe netlocs: free text, but no host in it
+        return None
     host = host.rstrip(".")
     if host.startswith("www."):
         host = host[4:]

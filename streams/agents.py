@@ -33,6 +33,7 @@ from policy.abuse import judge
 from policy.account import evidence_order
 from policy.translate import Translator
 from streams.dead_letter import dead_letter
+from streams.hit_gate import parse_object, valid_hit_received_at
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import TopicNames
@@ -84,6 +85,8 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
         names.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
     }
     forwarded = EarliestForwarded(settings.usage_filter_accounts)
+    consumed = {topic: metrics.consumed.labels(topic) for topic in names.inputs}
+    hits_topic = names.hits
 
     @app.agent(inputs, name="route-inputs")
     async def route_inputs(stream: faust.StreamT) -> None:
@@ -91,7 +94,17 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
         event: EventT
         async for event in stream.events():
             message = event.message
-            metrics.consumed.labels(message.topic).inc()
+            consumed[message.topic].inc()
+            if message.topic == hits_topic:
+                # The firehose: a valid hit of an account whose usage already started earlier is
+                # dropped here, checked without pydantic; anything else takes the full decode.
+                obj = parse_object(event.value, limit)
+                if obj is not None:
+                    account_id = obj.get("account_id")
+                    if type(account_id) is str and (received_at := valid_hit_received_at(obj)) is not None:
+                        if forwarded.dominates(account_id, (received_at, "tracking_tag", obj["hit_id"])):
+                            metrics.dominated.inc()
+                            continue
             try:
                 record = decoders[message.topic](event.value)
             except InvalidRecord as error:

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import faust
 
 from streams.agents import Pipeline, build_pipeline
+from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.store import store_url
+from streams.health import watch_broker
 from streams.views import register_views
 
 
@@ -23,13 +26,15 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
     app = faust.App(
         settings.app_id,
         broker=";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")),
-        store="memory://",
+        broker_credentials=KafkaSecurity.from_settings(settings).faust_credentials(),  # consumer, producer, topic creation
+        store=store_url(settings.store),
         datadir=str(settings.state_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_ms / 1000,
         # A killed worker's partitions move on within seconds, not the client default of a minute.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
@@ -45,5 +50,5 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
     )
     metrics = Metrics()
     pipeline = build_pipeline(app, settings, metrics)
-    register_views(app, settings, pipeline.accounts, metrics)
+    register_views(app, settings, pipeline.accounts, metrics, watch_broker(app, bootstrap_servers))
     return Detector(app=app, pipeline=pipeline, metrics=metrics)

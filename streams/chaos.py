@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from pydantic import TypeAdapter
 
 import localkafka
@@ -35,6 +35,7 @@ from policy.account import evidence_order
 from policy.oracle import run as run_oracle
 from policy.translate import Translator
 from streams.cli import add_setting_options, bootstrap_servers, settings_from
+from streams.outputs import content, latest_by_account, read_topics
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
 from streams.workerpool import WorkerPool, wait_caught_up
@@ -169,16 +170,11 @@ def expected_outcome(workload: Workload, settings: Settings) -> dict[str, dict[s
     outcome = run_oracle([*events, *earliest.values()])
     return {
         account: {
-            "usage": _content(state.usage.model_dump(mode="json")) if state.usage else None,
-            "eligibility": _content(state.eligibility.model_dump(mode="json")) if state.eligibility else None,
+            "usage": content(state.usage.model_dump(mode="json")) if state.usage else None,
+            "eligibility": content(state.eligibility.model_dump(mode="json")) if state.eligibility else None,
         }
         for account, state in outcome.accounts.items()
     }
-
-
-def _content(record: dict[str, Any]) -> dict[str, Any]:
-    """What must match the oracle: everything but the version and the detector's own clock."""
-    return {k: v for k, v in record.items() if k not in ("version", "detected_at", "decided_at")}
 
 
 @dataclass
@@ -288,29 +284,21 @@ class Chaos:
 
 def read_outputs(servers: str, names: TopicNames) -> dict[str, list[dict[str, Any]]]:
     topics = {"usage": names.usage, "eligibility": names.eligibility, "dead_letter": names.dead_letter}
-    found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in topics}
-    consumer = KafkaConsumer(*topics.values(), bootstrap_servers=servers, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=5000)
-    by_topic = {topic: kind for kind, topic in topics.items()}
-    for message in consumer:
-        found[by_topic[message.topic]].append(orjson.loads(message.value))
-    consumer.close()
-    return found
+    found = read_topics(servers, list(topics.values()))
+    return {kind: found[topic] for kind, topic in topics.items()}
 
 
 def compare(report: Report, expected: dict[str, dict[str, Any]], outputs: dict[str, list[dict[str, Any]]],
             bad_offsets: set[tuple[str, int, int]]) -> None:
     report.output_records = len(outputs["usage"]) + len(outputs["eligibility"])
     for kind in ("usage", "eligibility"):
-        latest: dict[str, dict[str, Any]] = {}
         seen: dict[tuple[str, int], dict[str, Any]] = {}
         for record in outputs[kind]:
             key = (record["account_id"], record["version"])
             if seen.setdefault(key, record) != record:
                 report.conflicting += 1
                 report.examples.append(f"conflicting {kind} {key}")
-            if record["version"] > latest.get(record["account_id"], {"version": 0})["version"]:
-                latest[record["account_id"]] = record
+        latest = latest_by_account(outputs[kind])
         for account, want in expected.items():
             if want[kind] is None:
                 continue
@@ -318,9 +306,9 @@ def compare(report: Report, expected: dict[str, dict[str, Any]], outputs: dict[s
             if got is None:
                 report.lost += 1
                 report.examples.append(f"lost {kind} of {account}")
-            elif _content(got) != want[kind]:
+            elif content(got) != want[kind]:
                 report.mismatched += 1
-                report.examples.append(f"mismatched {kind} of {account}: got {_content(got)} want {want[kind]}")
+                report.examples.append(f"mismatched {kind} of {account}: got {content(got)} want {want[kind]}")
     letters = {(d["topic"], d["partition"], d["offset"]) for d in outputs["dead_letter"]}
     report.dead_letters_expected = len(bad_offsets)
     report.dead_letters_missing = len(bad_offsets - letters)

@@ -15,8 +15,12 @@ from streams.settings import Settings
 
 
 def add_setting_options(parser: argparse.ArgumentParser) -> None:
-    """One option per setting (--app-id for USAGE_DETECTOR_APP_ID, ...), defaulting to the env."""
+    """One option per setting (--app-id for USAGE_DETECTOR_APP_ID, ...), defaulting to the env.
+
+    Passwords marked `env_only` get none: a command line is visible to every user of the host."""
     for name, field in Settings.model_fields.items():
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("env_only"):
+            continue
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=field.description)
 
 
@@ -39,10 +43,13 @@ def run_worker(settings: Settings) -> int:
     import faust
 
     from streams.app import create_app
+    from streams.kafka_security import KafkaSecurity
     from streams.topics import ensure_topics
 
+    security = KafkaSecurity.from_settings(settings)  # a bad combination stops here, before any connection
     servers = bootstrap_servers(settings)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    logging.getLogger("usage_detector").info("Kafka at %s over %s", servers, security.describe())
     created = ensure_topics(settings, servers)
     if created:
         logging.getLogger("usage_detector").info("created topics: %s", ", ".join(created))
@@ -89,7 +96,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
 # Modules adding subcommands: each has `register(commands)`, which sets `run(args) -> exit code`.
 # Imported when the CLI runs, so that they may import this module's helpers.
-COMMAND_MODULES: list[str] = ["streams.explain"]
+COMMAND_MODULES: list[str] = ["streams.explain", "streams.generate", "streams.bench", "streams.chaos", "streams.replay"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,32 @@ class Settings(BaseSettings):
     usage_filter_accounts: int = Field(
         1_000_000, ge=0, description="accounts whose usage start each worker remembers to drop later hits early"
     )
+    store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="where tables live: rocksdb (files in state_dir, bounded memory, quick restarts) or memory",
+    )
+    producer_linger_ms: int = Field(
+        0, ge=0, le=1000, description="how long the worker's producer waits to batch sends (latency for fewer requests)"
+    )
+    # How every Kafka client of the worker connects; checked and applied in streams/kafka_security.py.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism with SASL_*: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (environment only)", json_schema_extra={"env_only": True}
+    )
+    kafka_sasl_password_file: Path | None = Field(None, description="file holding the SASL password instead")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) that verifies the brokers; unset: the system's")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="private key (PEM) of the client certificate")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="password of that private key (environment only)", json_schema_extra={"env_only": True}
+    )
+    kafka_ssl_check_hostname: bool = Field(True, description="check the broker's host name against its certificate")
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

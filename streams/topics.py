@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass, field
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import AuthorizationError, KafkaError, TopicAlreadyExistsError
 
+from models.errors import ConfigurationError
+from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,15 +75,26 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
     """Create the missing topics; existing ones are left as they are. Returns the names created.
 
     Retries while the broker is unreachable, so a worker started before its broker waits for it.
+    Refused credentials or a failed TLS handshake raise ConfigurationError at once.
     """
+    security = KafkaSecurity.from_settings(settings)
     deadline = time.monotonic() + timeout_s
     delay = 0.5
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=f"{settings.app_id}-admin")
+            # kafka-python only retries on refused credentials until its bootstrap times out, and
+            # then says "unable to bootstrap"; this check names the cause, and fails fast on it.
+            security.check_access(bootstrap_servers, timeout_s=max(1.0, min(10.0, deadline - time.monotonic())))
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap_servers,
+                client_id=f"{settings.app_id}-admin",
+                **security.kafka_python_config(),
+            )
             break
-        except KafkaError as exc:
+        except (KafkaError, ConnectionError) as exc:
             if time.monotonic() > deadline:
+                if isinstance(exc, ConnectionError):
+                    raise  # from check_access: it names the servers and the settings to check
                 raise ConnectionError(
                     f"Kafka at {bootstrap_servers} is unreachable ({exc!r}); check KAFKA_BOOTSTRAP_SERVERS"
                 ) from exc
@@ -102,5 +115,10 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
             except TopicAlreadyExistsError:
                 pass  # another worker created it first
         return created
+    except AuthorizationError as exc:
+        raise ConfigurationError(
+            f"Kafka at {bootstrap_servers} does not allow {security.describe()} to list or create topics ({exc}): "
+            "grant the user Describe and Create on the cluster, or create the topics beforehand"
+        ) from None
     finally:
         admin.close()

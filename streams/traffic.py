@@ -297,8 +297,15 @@ DECK: tuple[Story, ...] = (
 )
 
 
+# From the 24th account on, every 12th repeats the trial of the account 6 before it with the same
+# card: a repeated free trial under a new identity, which rule 2 must catch.
+REPEAT_TRIAL_EVERY = 12
+REPEAT_TRIAL_FROM = 24
+REPEAT_TRIAL_OF = 6
+
+
 def identity(rng: random.Random, number: int, host: str) -> dict[str, str]:
-    """Distinct for every account, so no demo account looks like a repeated trial."""
+    """Distinct for every account, so that only the deliberate repeated trials look like one."""
     if rng.random() < 0.4:
         email = f"{rng.choice(FIRST_NAMES)}.{rng.choice(LAST_NAMES)}{number}@gmail.com"
     else:
@@ -341,6 +348,7 @@ def generate(accounts: int, seed: int) -> Traffic:
     stories = [DECK[i % len(DECK)] for i in range(accounts)]
     rng.shuffle(stories)
     sends: list[Send] = []
+    identities: list[dict[str, str]] = []
     for number, (account_id, host, story) in enumerate(zip(account_ids, shop_hosts(rng, accounts), stories), start=1):
         account = Account(
             account_id=account_id,
@@ -349,7 +357,10 @@ def generate(accounts: int, seed: int) -> Traffic:
             trial_started_at=SIMULATION_START_MS + rng.randint(0, SIGNUP_DAYS * DAY_MS - 1),
         )
         records = AccountRecords(rng, account, sends)
-        records.trial_started(identity(rng, number, host))
+        identities.append(identity(rng, number, host))
+        if number >= REPEAT_TRIAL_FROM and number % REPEAT_TRIAL_EVERY == 0:
+            identities[-1]["card_fingerprint"] = identities[-1 - REPEAT_TRIAL_OF]["card_fingerprint"]
+        records.trial_started(identities[-1])
         story(records)
     duplicates = len(sends) - len({send.value for send in sends})  # every other record has its own id
     unusable = malformed(rng, account_ids)

@@ -28,5 +28,13 @@ class EarliestForwarded:
         self._earliest[account_id] = order
         return True
 
+    def dominates(self, account_id: str, order: tuple[int, str, str]) -> bool:
+        """Whether evidence of this `order` would not be admitted (read-only; nothing is learnt).
+
+        Only an account admitted before can dominate, so its account_id was in form then.
+        """
+        known = self._earliest.get(account_id)
+        return known is not None and known <= order
+
     def __len__(self) -> int:
         return len(self._earliest)

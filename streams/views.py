@@ -11,6 +11,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from models.state import AccountState
+from streams.health import BrokerProbe, readiness
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -37,7 +38,9 @@ def bearer_token_matches(request: Request, expected: bytes | None) -> bool:
     return hmac.compare_digest(token.strip().encode(), expected)
 
 
-def register_views(app: faust.App, settings: Settings, accounts: faust.Table, metrics: Metrics) -> None:
+def register_views(
+    app: faust.App, settings: Settings, accounts: faust.Table, metrics: Metrics, probe: BrokerProbe
+) -> None:
     token = settings.api_token.get_secret_value().encode() if settings.api_token else None
 
     @app.page("/accounts/{account_id}")
@@ -59,9 +62,7 @@ def register_views(app: faust.App, settings: Settings, accounts: faust.Table, me
     @app.page("/healthz")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            recovered = app.tables.recovery.completed.is_set()
-            ready = recovered and not app.rebalancing
-            body = {"status": "ok" if ready else "starting", "recovered": recovered, "rebalancing": app.rebalancing}
+            ready, body = readiness(app, probe)
             return self.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")

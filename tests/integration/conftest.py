@@ -36,13 +36,17 @@ class Detector:
         return self.workers[0]
 
 
-def start_detector(bootstrap_servers: str, state_dir: Path, workers: int = 1) -> Iterator[Detector]:
-    """Workers on a fresh topic set whose inputs have partition counts unlike the detector's."""
+def start_detector(
+    bootstrap_servers: str, state_dir: Path, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> Iterator[Detector]:
+    """Workers on a fresh topic set whose inputs have partition counts unlike the detector's.
+
+    `extra_env`: more environment for the workers (settings such as USAGE_DETECTOR_MAX_RECORD_BYTES)."""
     topics = TopicSet.unique()
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     admin.create_topics([NewTopic(getattr(topics, name), n, 1) for name, n in INPUT_PARTITIONS.items()])
     admin.close()
-    processes = [WorkerProcess(bootstrap_servers, topics, state_dir) for _ in range(workers)]
+    processes = [WorkerProcess(bootstrap_servers, topics, state_dir, extra_env) for _ in range(workers)]
     try:
         for process in processes:
             process.wait_ready()

@@ -24,7 +24,8 @@ class Received:
 class TopicTail:
     """Reads topics from the beginning in a background thread and keeps every record."""
 
-    def __init__(self, bootstrap_servers: str, topics: list[str]) -> None:
+    def __init__(self, bootstrap_servers: str, topics: list[str], **client_config: Any) -> None:
+        """`client_config`: more kafka-python settings, such as security_protocol and sasl_*."""
         self._consumer = KafkaConsumer(
             *topics,
             bootstrap_servers=bootstrap_servers,
@@ -32,6 +33,7 @@ class TopicTail:
             enable_auto_commit=False,
             group_id=None,
             metadata_max_age_ms=1000,
+            **client_config,
         )
         self._records: list[Received] = []
         self._lock = threading.Lock()
@@ -73,15 +75,17 @@ class Producer:
     """Publishes like an upstream team would: its own client, its own keys."""
 
     bootstrap_servers: str
+    client_config: dict[str, Any] = field(default_factory=dict)  # more kafka-python settings (security)
     _producer: KafkaProducer = field(init=False)
 
     def __post_init__(self) -> None:
-        self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5)
+        self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5, **self.client_config)
 
-    def send(self, topic: str, value: bytes | dict[str, Any] | None, key: bytes | str | None = None, partition: int | None = None) -> None:
+    def send(self, topic: str, value: bytes | dict[str, Any] | None, key: bytes | str | None = None, partition: int | None = None) -> Any:
+        """Returns kafka-python's future: `.get()` gives the record's partition and offset."""
         raw = orjson.dumps(value) if isinstance(value, dict) else value
         raw_key = key.encode() if isinstance(key, str) else key
-        self._producer.send(topic, value=raw, key=raw_key, partition=partition)
+        return self._producer.send(topic, value=raw, key=raw_key, partition=partition)
 
     def flush(self) -> None:
         self._producer.flush(timeout=30)

@@ -6,97 +6,40 @@ publishes the current records again, unchanged.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
-from pydantic import TypeAdapter
-
-from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
 from models.internal import AccountEvent, UsageObserved
 from models.outputs import RefundEligibility, UsageState
 from models.state import AccountState
 from policy import Step, apply
+from tests.unit.factories import (
+    ACCOUNT,
+    C,
+    DAY,
+    HOUR,
+    MINUTE,
+    SECOND,
+    make_cancellation,
+    make_capi,
+    make_charge,
+    make_hit,
+    make_plan_change,
+    make_refund,
+    make_subscription,
+    make_trial,
+)
 
-ACCOUNT = "acct-steps-1"
-SECOND = 1_000
-MINUTE = 60 * SECOND
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
-C = 1_772_359_200_000  # 2026-03-01T10:00:00.000Z: the charge
 NOW = 1_790_000_000_123  # the detector's clock at the first step; 2026-09-21T14:13:20.123Z
 
 Record = UsageState | RefundEligibility
 STAMP = {UsageState: "detected_at", RefundEligibility: "decided_at"}
 
 # --------------------------------------------------------------------------------------------
-# Factories
+# Running events through `apply`
 # --------------------------------------------------------------------------------------------
-
-_event_ids = itertools.count(1)
-
-
-def _event_id(prefix: str) -> str:
-    return f"{prefix}-{next(_event_ids)}"
-
-
-ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
-
-
-def make_trial(at: int = C - 14 * DAY) -> AccountEvent:
-    """`trial_started` (no identity) in the form the account's processor receives it."""
-    record = {"type": "trial_started", "event_id": _event_id("trial"), "account_id": ACCOUNT, "occurred_at": at}
-    return ACCOUNT_EVENT.validate_python(record)
-
-
-def make_subscription(at: int = C - 30 * DAY) -> SubscriptionStarted:
-    return SubscriptionStarted(type="subscription_started", event_id=_event_id("sub"), account_id=ACCOUNT, occurred_at=at)
-
-
-def make_plan_change(at: int = C + DAY) -> PlanChanged:
-    return PlanChanged(type="plan_changed", event_id=_event_id("plan"), account_id=ACCOUNT, occurred_at=at)
-
-
-def make_charge(charge_id: str = "ch_1", at: int = C, reason: str = "trial_conversion") -> Charged:
-    return Charged(
-        type="charged",
-        event_id=_event_id("charge"),
-        account_id=ACCOUNT,
-        occurred_at=at,
-        charge_id=charge_id,
-        amount_cents=9_900,
-        currency="USD",
-        reason=reason,
-    )
-
-
-def make_cancellation(at: int, channel: str = "dashboard", requested_by: str = "owner") -> CancellationRequested:
-    return CancellationRequested(
-        type="cancellation_requested",
-        event_id=_event_id("cancel"),
-        account_id=ACCOUNT,
-        occurred_at=at,
-        channel=channel,
-        requested_by=requested_by,
-    )
-
-
-def make_refund(charge_id: str = "ch_1", at: int = C + 2 * DAY) -> RefundIssued:
-    return RefundIssued(type="refund_issued", event_id=_event_id("refund"), account_id=ACCOUNT, occurred_at=at, charge_id=charge_id)
-
-
-def make_hit(received_at: int, hit_id: str = "h1", occurred_at: int | None = None, **fields: object) -> UsageObserved:
-    evidence: dict[str, object] = {"source": "tracking_tag", "id": hit_id, "received_at": received_at, **fields}
-    if occurred_at is not None:
-        evidence["occurred_at"] = occurred_at  # the browser's clock, passed along by a careless producer
-    return UsageObserved(account_id=ACCOUNT, evidence=evidence)
-
-
-def make_capi(received_at: int, event_id: str = "capi-1", **fields: object) -> UsageObserved:
-    evidence = {"source": "conversion_api", "id": event_id, "received_at": received_at, **fields}
-    return UsageObserved(account_id=ACCOUNT, evidence=evidence)
 
 
 @dataclass
@@ -258,7 +201,7 @@ def test_occurred_at_of_a_hit_is_never_used() -> None:
     honest = make_hit(C + 5 * MINUTE, "hit-honest", occurred_at=C + 5 * MINUTE)
     skewed = make_hit(C + 10 * MINUTE, "hit-skewed", occurred_at=C - 30 * DAY)  # browser clock a month behind
     for events in ([honest, skewed], [skewed, honest]):
-        run = account_run_factory([make_trial(), make_charge(at=C + 7 * MINUTE), *events])
+        run = account_run_factory([make_trial(), make_charge(at=C + 7 * MINUTE, reason="trial_conversion"), *events])
         assert run.usage.usage_started_at == C + 5 * MINUTE
         assert run.usage.first_evidence.id == "hit-honest"
         assert run.eligibility.usage_started_at == C + 5 * MINUTE
@@ -294,16 +237,16 @@ def test_earlier_evidence_arriving_later_publishes_new_usage_and_eligibility() -
     "event_factory",
     [
         pytest.param(lambda: make_charge("ch_2", at=C + 30 * DAY, reason="renewal"), id="charge"),
-        pytest.param(lambda: make_refund("ch_1"), id="refund"),
+        pytest.param(lambda: make_refund("ch_1", at=C + 2 * DAY), id="refund"),
         pytest.param(lambda: make_cancellation(C + DAY), id="dashboard-cancellation"),
         pytest.param(lambda: make_cancellation(C + DAY, channel="payment_method_revoked"), id="payment-revoked"),
-        pytest.param(lambda: make_plan_change(), id="plan-change"),
+        pytest.param(lambda: make_plan_change(C + DAY), id="plan-change"),
         pytest.param(lambda: make_subscription(C + DAY), id="subscription"),
         pytest.param(lambda: make_trial(C + DAY), id="trial"),
     ],
 )
 def test_usage_once_started_never_stops(event_factory: Callable[[], AccountEvent]) -> None:
-    run = account_run_factory([make_charge(), make_hit(C - DAY, "hit-1")])
+    run = account_run_factory([make_charge(reason="trial_conversion"), make_hit(C - DAY, "hit-1")])
     usage = run.usage
     run.feed(event_factory())
     assert run.usage == usage
@@ -321,8 +264,8 @@ BILLING_EVENTS = {
     "charged-renewal": lambda: make_charge("ch_2", at=C + DAY, reason="renewal"),
     "cancellation-dashboard": lambda: make_cancellation(C - HOUR),
     "cancellation-email": lambda: make_cancellation(C - HOUR, channel="email"),
-    "refund_issued": lambda: make_refund("ch_1"),
-    "plan_changed": lambda: make_plan_change(),
+    "refund_issued": lambda: make_refund("ch_1", at=C + 2 * DAY),
+    "plan_changed": lambda: make_plan_change(C + DAY),
 }
 
 
@@ -347,7 +290,11 @@ def test_duplicate_event_republishes_current_records_unchanged(kind: str, with_u
 @pytest.mark.parametrize("kind", sorted(BILLING_EVENTS))
 def test_duplicate_event_later_in_the_stream_has_the_effect_of_one(kind: str) -> None:
     event = BILLING_EVENTS[kind]()
-    later = [make_refund("ch_9"), make_hit(C + 3 * DAY), make_charge("ch_3", at=C + 60 * DAY, reason="upgrade")]
+    later = [
+        make_refund("ch_9", at=C + 2 * DAY),
+        make_hit(C + 3 * DAY),
+        make_charge("ch_3", at=C + 60 * DAY, reason="upgrade"),
+    ]
     once = account_run_factory([make_charge("ch_1", reason="trial_conversion"), event, *later])
     twice = account_run_factory([make_charge("ch_1", reason="trial_conversion"), event, *later[:2], event, later[2]])
     for kind_ in (UsageState, RefundEligibility):
@@ -357,7 +304,7 @@ def test_duplicate_event_later_in_the_stream_has_the_effect_of_one(kind: str) ->
 
 def test_redelivered_charge_after_its_refund_stays_refunded() -> None:
     charge = make_charge("ch_1", reason="renewal")
-    run = account_run_factory([charge, make_refund("ch_1")])
+    run = account_run_factory([charge, make_refund("ch_1", at=C + 2 * DAY)])
     assert run.eligibility.state == "refunded"
     held = dict(run.held)
     run.feed(charge)
@@ -378,7 +325,7 @@ def test_redelivered_cancellation_is_counted_once() -> None:
 # --------------------------------------------------------------------------------------------
 
 _trial_charge = make_charge("ch_1", at=C, reason="trial_conversion")
-_refund = make_refund("ch_1")
+_refund = make_refund("ch_1", at=C + 2 * DAY)
 
 # (event, a new usage.state expected, a new refund.eligibility expected, eligibility state after)
 HISTORY = [
@@ -392,10 +339,10 @@ HISTORY = [
     pytest.param(make_capi(C + DAY + 5, "capi-1"), False, False, "discretionary", id="later-capi-nothing"),
     pytest.param(make_capi(C - DAY, "capi-0"), True, True, "discretionary", id="earlier-capi-moves-start"),
     pytest.param(_trial_charge, False, False, "discretionary", id="duplicate-charge-nothing"),
-    pytest.param(make_plan_change(), False, False, "discretionary", id="plan-change-nothing"),
+    pytest.param(make_plan_change(C + DAY), False, False, "discretionary", id="plan-change-nothing"),
     pytest.param(_refund, False, True, "refunded", id="refund"),
     pytest.param(_refund, False, False, "refunded", id="duplicate-refund-nothing"),
-    pytest.param(make_refund("ch_0"), False, False, "refunded", id="refund-of-unknown-charge-nothing"),
+    pytest.param(make_refund("ch_0", at=C + 2 * DAY), False, False, "refunded", id="refund-of-unknown-charge-nothing"),
     pytest.param(make_cancellation(C + 20 * DAY), False, False, "refunded", id="dashboard-cancellation-for-next"),
     pytest.param(make_charge("ch_2", at=C + 30 * DAY, reason="renewal"), False, True, "eligible", id="renewal"),
     pytest.param(make_hit(C - 2 * DAY, "hit-0"), True, True, "eligible", id="earliest-hit-moves-start"),
@@ -450,7 +397,7 @@ def test_versions_strictly_increase_per_topic_over_the_history() -> None:
     [pytest.param(0, id="charge"), pytest.param(1, id="hit"), pytest.param(2, id="plan-change")],
 )
 def test_republished_records_keep_their_original_stamps(redelivered: int) -> None:
-    events = [make_charge(reason="trial_conversion"), make_hit(C + HOUR), make_plan_change()]
+    events = [make_charge(reason="trial_conversion"), make_hit(C + HOUR), make_plan_change(C + DAY)]
     run = account_run_factory()
     run.feed(events[0], now=NOW)
     run.feed(events[1], now=NOW + DAY)

@@ -63,6 +63,8 @@ def test_unknown_extra_fields_are_ignored_and_key_fields_kept() -> None:
     [
         ({"type": "teleported"}, "unknown_type"),
         ({}, "missing_field"),
+        ({"type": None}, "missing_field"),  # null is missing, not an unknown type
+        ({"type": 7}, "unknown_type"),
         ({"type": "charged", "charge_id": "c", "amount_cents": "4900", "currency": "USD", "reason": "renewal"}, "invalid_field"),
         ({"type": "charged", "charge_id": "c", "amount_cents": -1, "currency": "USD", "reason": "renewal"}, "invalid_field"),
         ({"type": "charged", "charge_id": "c", "amount_cents": 1, "currency": "USD", "reason": "gift"}, "invalid_field"),

@@ -1,4 +1,4 @@
-"""Static checks of docker-compose.yml and the Dockerfile (no Docker engine needed).
+"""Static checks of docker-compose.yml, the Dockerfile and ops/ (no Docker engine needed).
 
 Each check is a function that raises AssertionError; the tests run them on the real files,
 and `test_check_catches` runs each one on a deliberately broken copy to prove it can fail.
@@ -6,23 +6,28 @@ and `test_check_catches` runs each one on a deliberately broken copy to prove it
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import shlex
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 from pydantic import AliasChoices
 
+from streams.generate import register as register_generate
+from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.topics import owned_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -31,6 +36,14 @@ PYPROJECT = ROOT / "pyproject.toml"
 
 KAFKA_SERVICE = "kafka"
 WORKERS = ("detector-1", "detector-2")
+TOPICS_SERVICE = "topics"
+LOADGEN = "loadgen"
+PROMETHEUS = "prometheus"
+GRAFANA = "grafana"
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"  # the prom/prometheus image's default --config.file
+PROMETHEUS_PORT = 9090  # its default --web.listen-address
+GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
+DASHBOARD_FILE = ROOT / "ops" / "grafana" / "dashboards" / "usage-detector.json"
 STATE_VOLUME_DIR = "/var/lib/usage-detector"
 WEB_PORT_DEFAULT = Settings.model_fields["web_port"].default
 ENV_PREFIX = Settings.model_config["env_prefix"]
@@ -170,6 +183,93 @@ def effective_command(service: dict[str, Any], dockerfile: list[Instruction]) ->
     return entrypoint + cmd
 
 
+def built_from(service: dict[str, Any]) -> Path | None:
+    build = service.get("build")
+    if build is None:
+        return None
+    context = build if isinstance(build, str) else build.get("context", ".")
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    return (COMPOSE_FILE.parent / context / dockerfile).resolve()
+
+
+def app_services(compose: dict[str, Any]) -> list[str]:
+    """Services running the project's image (workers, load generator)."""
+    return [name for name, service in compose["services"].items() if built_from(service) == DOCKERFILE.resolve()]
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source (named volume, or host path relative to the compose file)."""
+    found: dict[str, str] = {}
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, dict):
+            found[entry.get("target")] = entry.get("source")
+        else:
+            source, _, rest = str(entry).partition(":")
+            found[rest.split(":")[0]] = source
+    return found
+
+
+def mounted_path(service: dict[str, Any], container_path: str) -> Path:
+    """The host file or directory a bind mount shows at `container_path`."""
+    for target, source in mounts(service).items():
+        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
+            assert source.startswith((".", "/")), f"{container_path} is on the volume {source!r}, not a project file"
+            path = (COMPOSE_FILE.parent / source / container_path[len(target) :].lstrip("/")).resolve()
+            assert path.exists(), f"{container_path} is mounted from {path}, which does not exist"
+            return path
+    raise AssertionError(f"nothing is mounted at {container_path} (mounts: {mounts(service)})")
+
+
+def kafka_client_addresses(compose: dict[str, Any]) -> set[str]:
+    """host:port of kafka's advertised client (non-controller) listeners."""
+    kafka_env = service_env(compose["services"][KAFKA_SERVICE])
+    controller_names = {name.strip() for name in kafka_env.get("KAFKA_CONTROLLER_LISTENER_NAMES", "").split(",")}
+    return {
+        f"{host}:{port}"
+        for name, (host, port) in parse_listeners(kafka_env.get("KAFKA_ADVERTISED_LISTENERS", "")).items()
+        if name not in controller_names
+    }
+
+
+def created_topics(service: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """The `kafka-topics.sh --create` calls of a service's script: topic -> {option: values}."""
+    created: dict[str, dict[str, list[str]]] = {}
+    for part in effective_command(service, []):
+        for line in part.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if not words or Path(words[0]).name != "kafka-topics.sh" or "--create" not in words:
+                continue
+            options: dict[str, list[str]] = {}
+            for word, following in zip(words, [*words[1:], None]):
+                if word.startswith("--"):
+                    values = options.setdefault(word, [])
+                    if following is not None and not following.startswith("--"):
+                        values.append(following)
+            created[options["--topic"][0]] = options
+    return created
+
+
+def exported_metrics() -> dict[str, set[str]]:
+    """Every metric family a worker exports -> the sample names Prometheus sees for it.
+
+    From a real registry; families with labels but no observations yet have no samples, so
+    the names also follow from each family's type.
+    """
+    metrics = Metrics()
+    metrics.watch(lambda: [], {"accounts": {}, "signals": {}})  # the scrape-time gauges
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {
+        family.name: {sample.name for sample in family.samples} | {family.name + s for s in suffixes[family.type]}
+        for family in metrics.registry.collect()
+    }
+
+
+def dashboard_exprs(panels: list[dict[str, Any]]) -> Iterator[str]:
+    for panel in panels:
+        yield from (target["expr"] for target in panel.get("targets") or [] if target.get("expr"))
+        yield from dashboard_exprs(panel.get("panels") or [])  # inside rows
+
+
 def load_compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
 
@@ -187,7 +287,7 @@ def load_pyproject() -> dict[str, Any]:
 
 def check_services(compose: dict[str, Any]) -> None:
     services = compose.get("services") or {}
-    missing = {KAFKA_SERVICE, *WORKERS} - set(services)
+    missing = {KAFKA_SERVICE, *WORKERS, TOPICS_SERVICE, PROMETHEUS, GRAFANA, LOADGEN} - set(services)
     assert not missing, f"services missing from docker-compose.yml: {sorted(missing)}"
 
 
@@ -251,12 +351,9 @@ def check_kafka_healthcheck(compose: dict[str, Any]) -> None:
 
 def check_worker_build(compose: dict[str, Any]) -> None:
     for worker in WORKERS:
-        build = compose["services"][worker].get("build")
-        assert build is not None, f"{worker} must be built from the project's Dockerfile"
-        context = build if isinstance(build, str) else build.get("context", ".")
-        dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
-        built_from = (COMPOSE_FILE.parent / context / dockerfile).resolve()
-        assert built_from == DOCKERFILE.resolve(), f"{worker} is built from {built_from}, not {DOCKERFILE}"
+        source = built_from(compose["services"][worker])
+        assert source is not None, f"{worker} must be built from the project's Dockerfile"
+        assert source == DOCKERFILE.resolve(), f"{worker} is built from {source}, not {DOCKERFILE}"
 
 
 def check_worker_command(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
@@ -311,12 +408,7 @@ def check_api_token_from_host(compose: dict[str, Any]) -> None:
 
 def check_bootstrap_servers(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
     kafka_env = service_env(compose["services"][KAFKA_SERVICE])
-    controller_names = {name.strip() for name in kafka_env.get("KAFKA_CONTROLLER_LISTENER_NAMES", "").split(",")}
-    advertised = {
-        f"{host}:{port}"
-        for name, (host, port) in parse_listeners(kafka_env.get("KAFKA_ADVERTISED_LISTENERS", "")).items()
-        if name not in controller_names
-    }
+    advertised = kafka_client_addresses(compose)
     bound_ports = {port for _, port in parse_listeners(kafka_env.get("KAFKA_LISTENERS", "")).values()}
     kafka_names = {KAFKA_SERVICE, compose["services"][KAFKA_SERVICE].get("hostname")}
     for address in advertised:
@@ -375,17 +467,119 @@ def check_state_volumes(compose: dict[str, Any], dockerfile: list[Instruction]) 
     used: dict[str, str] = {}
     for worker in WORKERS:
         state_dir = str(worker_settings(compose, dockerfile, worker).state_dir)
-        mounts = {}
-        for entry in compose["services"][worker].get("volumes") or []:
-            if isinstance(entry, dict):
-                mounts[entry.get("target")] = entry.get("source")
-            else:
-                source, _, rest = str(entry).partition(":")
-                mounts[rest.split(":")[0]] = source
-        source = mounts.get(state_dir)
-        assert source in named, f"{worker}'s state dir {state_dir} is not on a named volume (mounts: {mounts})"
+        mounted = mounts(compose["services"][worker])
+        source = mounted.get(state_dir)
+        assert source in named, f"{worker}'s state dir {state_dir} is not on a named volume (mounts: {mounted})"
         assert source not in used, f"{worker} and {used[source]} share the state volume {source}"
         used[source] = worker
+
+
+# ----------------------------------------------------------------------------- checks: around the workers
+
+
+def check_app_env_names(compose: dict[str, Any]) -> None:
+    known = settings_env_names()
+    for name in app_services(compose):
+        unknown = set(service_env(compose["services"][name])) - known
+        assert not unknown, f"{name} sets variables no setting reads: {sorted(unknown)}"
+
+
+def check_topics_service(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
+    """Creates every topic the settings name, as the workers would (outputs compacted), once."""
+    service = compose["services"][TOPICS_SERVICE]
+    kafka_image = compose["services"][KAFKA_SERVICE]["image"]
+    assert service.get("image") == kafka_image, f"{TOPICS_SERVICE} must use kafka's image ({kafka_image}) and its tools"
+    settings = worker_settings(compose, dockerfile, WORKERS[0])
+    named = {getattr(settings, name) for name in Settings.model_fields if name.startswith("topic_")}
+    specs = {spec.name: spec for spec in owned_topics(settings) if spec.name in named}
+    created = created_topics(service)
+    assert set(created) == named, f"{TOPICS_SERVICE} creates {sorted(created)}; the settings name {sorted(named)}"
+    for name, options in created.items():
+        spec = specs[name]
+        assert "--if-not-exists" in options, f"creating {name} fails on the next `up` without --if-not-exists"
+        servers = options.get("--bootstrap-server", [""])[0].split(",")
+        assert set(servers) <= kafka_client_addresses(compose), f"{name} is created through {servers}"
+        assert options.get("--partitions") == [str(spec.partitions)], f"{name}: {options.get('--partitions')}"
+        assert options.get("--replication-factor") == [str(settings.replication_factor)], name
+        configs = dict(config.split("=", 1) for config in options.get("--config", []))
+        assert configs == spec.config, f"{name} is created with {configs}; the workers would use {spec.config}"
+    for output in (settings.topic_usage, settings.topic_eligibility):
+        assert specs[output].config.get("cleanup.policy") == "compact", f"{output} must be compacted"
+    depends_on = service.get("depends_on") or {}
+    assert (depends_on.get(KAFKA_SERVICE) or {}).get("condition") == "service_healthy", depends_on
+    assert service.get("restart", "no") in ("no", False), f"{TOPICS_SERVICE} is one-shot: no restart"
+    for name in app_services(compose):
+        condition = ((compose["services"][name].get("depends_on") or {}).get(TOPICS_SERVICE) or {}).get("condition")
+        assert condition == "service_completed_successfully", f"{name} must wait for {TOPICS_SERVICE} to succeed"
+
+
+def check_loadgen(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
+    """`usage-detector generate` on demand, into the very topics and Kafka the workers read."""
+    service = compose["services"][LOADGEN]
+    assert "load" in (service.get("profiles") or []), f"{LOADGEN} must run only with `--profile load`"
+    assert built_from(service) == DOCKERFILE.resolve(), f"{LOADGEN} must run the project's image"
+    argv = [interpolate(part) for part in effective_command(service, dockerfile)]
+    assert argv[:2] == ["usage-detector", "generate"], f"{LOADGEN} runs {argv}"
+    parser = argparse.ArgumentParser(prog="usage-detector")
+    register_generate(parser.add_subparsers(dest="command"))
+    try:
+        parser.parse_args(argv[1:])
+    except SystemExit:
+        raise AssertionError(f"{LOADGEN}'s command {argv} is not valid for `usage-detector generate`") from None
+    unknown = set(service_env(service)) - settings_env_names()
+    assert not unknown, f"{LOADGEN} sets variables no setting reads: {sorted(unknown)}"
+    mine, workers = worker_settings(compose, dockerfile, LOADGEN), worker_settings(compose, dockerfile, WORKERS[0])
+    shared = ["kafka_bootstrap_servers", "app_id", "partitions", "replication_factor"]
+    shared += [name for name in Settings.model_fields if name.startswith("topic_")]
+    differing = [name for name in shared if getattr(mine, name) != getattr(workers, name)]
+    assert not differing, f"{LOADGEN} and the workers disagree on {differing}"
+
+
+def check_prometheus_targets(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
+    config = yaml.safe_load(mounted_path(compose["services"][PROMETHEUS], PROMETHEUS_CONFIG).read_text("utf-8"))
+    targets: set[str] = set()
+    for job in config.get("scrape_configs") or []:
+        assert job.get("metrics_path", "/metrics") == "/metrics" and job.get("scheme", "http") == "http", job
+        for static in job.get("static_configs") or []:
+            targets.update(static.get("targets") or [])
+    settings = [worker_settings(compose, dockerfile, worker) for worker in WORKERS]
+    expected = {f"{s.web_host}:{s.web_port}" for s in settings}
+    assert targets == expected, f"Prometheus scrapes {sorted(targets)}, the workers serve {sorted(expected)}"
+
+
+def check_grafana(compose: dict[str, Any]) -> None:
+    """Grafana reads the Prometheus service and the dashboard folder; the dashboard uses that datasource."""
+    grafana = compose["services"][GRAFANA]
+    provisioning = mounted_path(grafana, GRAFANA_PROVISIONING)
+
+    def provisioned(kind: str, key: str) -> list[dict[str, Any]]:
+        files = sorted((provisioning / kind).glob("*.y*ml"))
+        return [item for f in files for item in yaml.safe_load(f.read_text("utf-8")).get(key) or []]
+
+    datasources = [ds for ds in provisioned("datasources", "datasources") if ds.get("type") == "prometheus"]
+    assert datasources, f"no Prometheus datasource under {provisioning / 'datasources'}"
+    for datasource in datasources:
+        url = urlsplit(datasource.get("url", ""))
+        assert (url.hostname, url.port) == (PROMETHEUS, PROMETHEUS_PORT), f"the datasource points at {url.geturl()}"
+    providers = [provider for provider in provisioned("dashboards", "providers") if provider.get("type", "file") == "file"]
+    assert providers, f"no dashboard provider under {provisioning / 'dashboards'}"
+    for provider in providers:
+        folder = mounted_path(grafana, (provider.get("options") or {}).get("path", ""))
+        assert folder == DASHBOARD_FILE.parent.resolve(), f"the dashboard provider reads {folder}"
+    dashboard = json.loads(DASHBOARD_FILE.read_text("utf-8"))
+    uids = {ds.get("uid") for ds in datasources}
+    used = {panel["datasource"].get("uid") for panel in dashboard["panels"] if panel.get("datasource")}
+    assert used <= uids, f"dashboard panels use datasources {sorted(map(str, used))}, provisioned: {sorted(uids)}"
+
+
+def check_dashboard_metrics(dashboard: dict[str, Any]) -> None:
+    """Every metric the dashboard queries is exported by the workers, and every one exported is charted."""
+    exported = exported_metrics()
+    used = {name for expr in dashboard_exprs(dashboard["panels"]) for name in re.findall(r"\busage_detector_\w+", expr)}
+    unknown = used - set().union(*exported.values())
+    assert not unknown, f"the dashboard queries metrics no worker exports: {sorted(unknown)}"
+    uncharted = sorted(family for family, names in exported.items() if not names & used)
+    assert not uncharted, f"exported metrics no dashboard panel shows: {uncharted}"
 
 
 # ----------------------------------------------------------------------------- checks: Dockerfile
@@ -490,6 +684,33 @@ def test_workers_share_work_with_distinct_addresses(compose: dict[str, Any], doc
     check_state_volumes(compose, dockerfile)
 
 
+def test_topics_service_creates_the_configured_topics(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
+    check_topics_service(compose, dockerfile)
+
+
+def test_load_generator_feeds_the_workers(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
+    check_app_env_names(compose)
+    check_loadgen(compose, dockerfile)
+
+
+def test_prometheus_scrapes_every_worker(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
+    check_prometheus_targets(compose, dockerfile)
+
+
+def test_grafana_provisions_prometheus_and_the_dashboard(compose: dict[str, Any]) -> None:
+    check_grafana(compose)
+
+
+def test_dashboard_charts_the_exported_metrics() -> None:
+    dashboard = json.loads(DASHBOARD_FILE.read_text("utf-8"))
+    check_dashboard_metrics(dashboard)
+    exprs = " ".join(dashboard_exprs(dashboard["panels"]))
+    assert "histogram_quantile(0.99, sum by (le) (rate(usage_detector_usage_start_lag_seconds_bucket" in exprs
+    broken = json.loads(json.dumps(dashboard).replace("usage_detector_consumer_lag", "usage_detector_consumer_lags"))
+    with pytest.raises(AssertionError):
+        check_dashboard_metrics(broken)
+
+
 def test_dockerfile(dockerfile: list[Instruction]) -> None:
     check_dockerfile_base(dockerfile)
     check_dockerfile_installs_project(dockerfile)
@@ -517,6 +738,19 @@ _DELETE = object()
 _K = ("services", KAFKA_SERVICE, "environment")
 _W1 = ("services", WORKERS[0])
 _W2 = ("services", WORKERS[1])
+_L = ("services", LOADGEN)
+_T = ("services", TOPICS_SERVICE)
+
+
+def _edit(path: tuple[Any, ...], old: str, new: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(doc: dict[str, Any]) -> None:
+        target = doc
+        for key in path[:-1]:
+            target = target[key]
+        assert old in target[path[-1]]
+        target[path[-1]] = target[path[-1]].replace(old, new)
+
+    return mutate
 
 COMPOSE_BREAKS: list[tuple[str, Callable[..., None], Callable[[dict[str, Any]], None]]] = [
     ("no detector-2", check_services, _set(_W2, _DELETE)),
@@ -586,6 +820,15 @@ COMPOSE_BREAKS: list[tuple[str, Callable[..., None], Callable[[dict[str, Any]], 
     ("state not on volume", check_state_volumes, _set((*_W1, "volumes"), _DELETE)),
     ("state on bind mount", check_state_volumes, _set((*_W1, "volumes"), ["./state:/var/lib/usage-detector"])),
     ("shared state volume", check_state_volumes, _set((*_W2, "volumes"), ["detector-1-state:/var/lib/usage-detector"])),
+    ("loadgen unread variable", check_loadgen, _set((*_L, "environment", "USAGE_DETECTOR_RATE"), "50")),
+    ("loadgen other app id", check_loadgen, _set((*_L, "environment", "USAGE_DETECTOR_APP_ID"), "load")),
+    ("loadgen bad option", check_loadgen, _set((*_L, "command"), ["usage-detector", "generate", "--rps", "5"])),
+    ("loadgen always on", check_loadgen, _set((*_L, "profiles"), _DELETE)),
+    ("worker skips topics", check_topics_service, _set((*_W1, "depends_on", TOPICS_SERVICE), _DELETE)),
+    ("outputs not compacted", check_topics_service, _edit((*_T, "command", 0), "compact", "delete")),
+    ("topic missing", check_topics_service, _edit((*_T, "command", 0), "--topic capi.events", "--topic capi")),
+    ("scrape stale port", check_prometheus_targets, _set((*_W2, "environment", "USAGE_DETECTOR_WEB_PORT"), "7000")),
+    ("no provisioning", check_grafana, _set(("services", GRAFANA, "volumes"), ["./ops/grafana/dashboards:/x:ro"])),
 ]
 
 

@@ -12,27 +12,22 @@ that ties in time and in ids are common.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from pydantic import TypeAdapter
 
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
 from models.internal import AccountEvent, UsageObserved
 from models.outputs import RefundEligibility, UsageState
 from policy import Step, apply
+from tests.unit.factories import ACCOUNT, ACCOUNT_EVENT, MINUTE, make_abuse_verdict, rfc3339
 
-ACCOUNT = "acct-prop-1"
-MINUTE = 60_000
 T0 = 1_772_359_200_000  # 2026-03-01T10:00:00.000Z
 NOW = 1_790_000_000_000
 DECISION_FIELDS = {"state", "reasons", "charge", "trial", "usage_started_at", "abuse"}
 CHANNELS = ["dashboard", "email", "chat", "phone", "payment_method_revoked", "other"]
 REASONS = ["trial_conversion", "renewal", "upgrade", "other"]
 
-ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --------------------------------------------------------------------------------------------
@@ -42,19 +37,12 @@ PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_ch
 moments = st.integers(min_value=0, max_value=6).map(lambda k: T0 + k * MINUTE)
 
 
-def rfc3339(ms: int, offset_minutes: int) -> str:
-    moment = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).astimezone(
-        timezone(timedelta(minutes=offset_minutes))
-    )
-    return moment.isoformat(timespec="milliseconds")
-
-
 @st.composite
 def time_input_factory(draw: st.DrawFn, ms: int) -> int | str:
     """The same instant in either of the contract's input forms."""
     if draw(st.booleans()):
         return ms
-    return rfc3339(ms, draw(st.sampled_from([0, 60, -330])))
+    return rfc3339(ms, offset_minutes=draw(st.sampled_from([0, 60, -330])), zulu=False)
 
 
 @st.composite
@@ -102,24 +90,17 @@ usage_events = st.builds(
 )
 
 
-def make_abuse_verdict(kind: str, seq: int) -> AccountEvent:
+def verdict_after_change(kind: str, seq: int) -> AccountEvent:
     """The verdict on one of the account's signals after the signal's `seq`-th change.
 
     What a verdict says is a function of (signal, seq), as it is for the real signal processor:
     odd changes name an earlier account, even ones name none.
     """
     earlier = [f"acct-before-{kind}-{seq}"] if seq % 2 else []
-    record = {
-        "type": "abuse_verdict",
-        "account_id": ACCOUNT,
-        "signal": {"kind": kind, "digest": f"digest-of-{kind}"},
-        "seq": seq,
-        "earlier_accounts": earlier,
-    }
-    return ACCOUNT_EVENT.validate_python(record)
+    return make_abuse_verdict(earlier_accounts=earlier, kind=kind, seq=seq)
 
 
-abuse_verdicts = st.builds(make_abuse_verdict, st.sampled_from(["card_fingerprint", "email"]), st.integers(1, 4))
+abuse_verdicts = st.builds(verdict_after_change, st.sampled_from(["card_fingerprint", "email"]), st.integers(1, 4))
 
 
 @st.composite

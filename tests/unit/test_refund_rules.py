@@ -13,25 +13,35 @@ Times: the latest charge is at C (2026-03-01T10:00:00Z); everything else is plac
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pydantic import TypeAdapter
-
-from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
-from models.internal import AccountEvent, UsageObserved
+from models.internal import AccountEvent
 from models.outputs import RefundEligibility
 from models.state import AccountState
 from policy import apply
+from tests.unit.factories import (
+    ACCOUNT,
+    C,
+    DAY,
+    HOUR,
+    MS,
+    make_abuse_verdict,
+    make_cancellation,
+    make_capi,
+    make_charge,
+    make_dashboard_cancellation,
+    make_email_claim,
+    make_hit,
+    make_plan_change,
+    make_refund,
+    make_subscription,
+    make_trial,
+    make_trial_charge,
+    rfc3339,
+)
 
-ACCOUNT = "acct-rules-1"
-MS = 1
-HOUR = 3_600_000
-DAY = 24 * HOUR
-C = 1_772_359_200_000  # 2026-03-01T10:00:00.000Z: the (latest) charge
 NOW = C + 400 * DAY  # the detector's clock; only stamps records, never decides
 
 # The fields of a refund.eligibility record that carry the decision (the rest: account_id,
@@ -46,116 +56,6 @@ DISCRETIONARY_USED = ("discretionary", ("trial_charge_used",))
 REFUNDED = ("refunded", ("charge_refunded",))
 NO_CHARGE = ("no_charge", ())
 ABUSE = ("ineligible", ("repeated_trial_abuse",))
-
-# --------------------------------------------------------------------------------------------
-# Factories
-# --------------------------------------------------------------------------------------------
-
-_event_ids = itertools.count(1)
-
-
-def _event_id(prefix: str) -> str:
-    return f"{prefix}-{next(_event_ids)}"
-
-
-ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
-
-
-def make_trial(at: int | str = C - 14 * DAY) -> AccountEvent:
-    """`trial_started` (no identity) in the form the account's processor receives it."""
-    record = {"type": "trial_started", "event_id": _event_id("trial"), "account_id": ACCOUNT, "occurred_at": at}
-    return ACCOUNT_EVENT.validate_python(record)
-
-
-def make_abuse_verdict(
-    earlier_accounts: Sequence[str] = ("acct-earlier",), kind: str = "card_fingerprint", seq: int = 1
-) -> AccountEvent:
-    """The verdict on one of the account's trial signals: the accounts whose trials came earlier."""
-    record = {
-        "type": "abuse_verdict",
-        "account_id": ACCOUNT,
-        "signal": {"kind": kind, "digest": f"digest-of-{kind}"},
-        "seq": seq,
-        "earlier_accounts": list(earlier_accounts),
-    }
-    return ACCOUNT_EVENT.validate_python(record)
-
-
-def make_subscription(at: int | str = C - 30 * DAY) -> SubscriptionStarted:
-    return SubscriptionStarted(type="subscription_started", event_id=_event_id("sub"), account_id=ACCOUNT, occurred_at=at)
-
-
-def make_plan_change(at: int | str = C - DAY) -> PlanChanged:
-    # plan_changed is free form: extra fields are accepted and ignored.
-    return PlanChanged(
-        type="plan_changed", event_id=_event_id("plan"), account_id=ACCOUNT, occurred_at=at, plan="pro", seats=5
-    )
-
-
-def make_charge(
-    charge_id: str = "ch_1",
-    at: int | str = C,
-    reason: str = "renewal",
-    amount_cents: int = 4_900,
-    currency: str = "USD",
-) -> Charged:
-    return Charged(
-        type="charged",
-        event_id=_event_id("charge"),
-        account_id=ACCOUNT,
-        occurred_at=at,
-        charge_id=charge_id,
-        amount_cents=amount_cents,
-        currency=currency,
-        reason=reason,
-    )
-
-
-def make_trial_charge(charge_id: str = "ch_1", at: int | str = C) -> Charged:
-    return make_charge(charge_id=charge_id, at=at, reason="trial_conversion")
-
-
-def make_cancellation(at: int | str, channel: str = "dashboard", requested_by: str = "owner") -> CancellationRequested:
-    return CancellationRequested(
-        type="cancellation_requested",
-        event_id=_event_id("cancel"),
-        account_id=ACCOUNT,
-        occurred_at=at,
-        channel=channel,
-        requested_by=requested_by,
-    )
-
-
-def make_dashboard_cancellation(at: int | str) -> CancellationRequested:
-    return make_cancellation(at, channel="dashboard", requested_by="owner")
-
-
-def make_email_claim(at: int | str) -> CancellationRequested:
-    return make_cancellation(at, channel="email", requested_by="owner")
-
-
-def make_refund(charge_id: str = "ch_1", at: int | str = C + DAY) -> RefundIssued:
-    return RefundIssued(type="refund_issued", event_id=_event_id("refund"), account_id=ACCOUNT, occurred_at=at, charge_id=charge_id)
-
-
-def make_usage(received_at: int | str, source: str = "tracking_tag", evidence_id: str = "h1") -> UsageObserved:
-    return UsageObserved(account_id=ACCOUNT, evidence={"source": source, "id": evidence_id, "received_at": received_at})
-
-
-def rfc3339(ms: int, offset_minutes: int = 0, zulu: bool = True, separator: str = "T", lower: bool = False) -> str:
-    """`ms` written as RFC 3339, in the given zone; written here, not by the code under test."""
-    zone = timezone(timedelta(minutes=offset_minutes))
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
-    local = moment.astimezone(zone)
-    text = local.strftime("%Y-%m-%d") + separator + local.strftime("%H:%M:%S") + f".{ms % 1000:03d}"
-    if zulu and offset_minutes == 0:
-        text += "Z"
-    else:
-        sign = "+" if offset_minutes >= 0 else "-"
-        hours, minutes = divmod(abs(offset_minutes), 60)
-        text += f"{sign}{hours:02d}:{minutes:02d}"
-    return text.lower() if lower else text
-
 
 # --------------------------------------------------------------------------------------------
 # Running events the way the processor does, and reading the result the way a consumer does
@@ -202,12 +102,12 @@ RULE_CASES = [
     pytest.param([make_trial()], NO_CHARGE, id="r3-trial-only"),
     pytest.param([make_subscription()], NO_CHARGE, id="r3-subscription-only"),
     pytest.param([make_plan_change()], NO_CHARGE, id="r3-plan-change-only"),
-    pytest.param([make_usage(C)], NO_CHARGE, id="r3-usage-only"),
+    pytest.param([make_hit(C)], NO_CHARGE, id="r3-usage-only"),
     pytest.param([make_dashboard_cancellation(C)], NO_CHARGE, id="r3-dashboard-cancellation-only"),
     pytest.param([make_email_claim(C)], NO_CHARGE, id="r3-email-claim-only"),
     pytest.param([make_refund("ch_unknown")], NO_CHARGE, id="r3-refund-of-unseen-charge"),
     pytest.param(
-        [make_trial(), make_usage(C - DAY), make_dashboard_cancellation(C - HOUR), make_email_claim(C)],
+        [make_trial(), make_hit(C - DAY), make_dashboard_cancellation(C - HOUR), make_email_claim(C)],
         NO_CHARGE,
         id="r3-trial-usage-and-cancellations",
     ),
@@ -216,7 +116,7 @@ RULE_CASES = [
     pytest.param([make_refund("ch_1", at=C + DAY), make_charge("ch_1")], REFUNDED, id="r1-refund-arrives-before-its-charge"),
     pytest.param([make_trial(), make_trial_charge("ch_1"), make_refund("ch_1")], REFUNDED, id="r1-beats-r5-unused"),
     pytest.param(
-        [make_trial(), make_usage(C - DAY), make_trial_charge("ch_1"), make_refund("ch_1")],
+        [make_trial(), make_hit(C - DAY), make_trial_charge("ch_1"), make_refund("ch_1")],
         REFUNDED,
         id="r1-beats-r5-used",
     ),
@@ -320,12 +220,12 @@ RULE_CASES = [
         [make_trial(), make_dashboard_cancellation(C - DAY), make_trial_charge()], ELIGIBLE_DASHBOARD, id="r4-beats-r5-unused"
     ),
     pytest.param(
-        [make_trial(), make_usage(C - 2 * DAY), make_dashboard_cancellation(C - DAY), make_trial_charge()],
+        [make_trial(), make_hit(C - 2 * DAY), make_dashboard_cancellation(C - DAY), make_trial_charge()],
         ELIGIBLE_DASHBOARD,
         id="r4-beats-r5-used",
     ),
     pytest.param(
-        [make_trial(), make_dashboard_cancellation(C - DAY), make_trial_charge(), make_usage(C + DAY)],
+        [make_trial(), make_dashboard_cancellation(C - DAY), make_trial_charge(), make_hit(C + DAY)],
         ELIGIBLE_DASHBOARD,
         id="r4-beats-r5-used-after-charge",
     ),
@@ -337,19 +237,19 @@ RULE_CASES = [
     # Rule 5: the charge's reason is trial_conversion.
     pytest.param([make_trial(), make_trial_charge()], ELIGIBLE_UNUSED, id="r5-unused"),
     pytest.param([make_trial_charge()], ELIGIBLE_UNUSED, id="r5-charge-reason-decides-without-trial-event"),
-    pytest.param([make_trial(), make_usage(C - DAY), make_trial_charge()], DISCRETIONARY_USED, id="r5-used-before-charge"),
+    pytest.param([make_trial(), make_hit(C - DAY), make_trial_charge()], DISCRETIONARY_USED, id="r5-used-before-charge"),
     pytest.param(
-        [make_usage(C - 100 * DAY), make_trial(), make_trial_charge()], DISCRETIONARY_USED, id="r5-used-before-trial"
+        [make_hit(C - 100 * DAY), make_trial(), make_trial_charge()], DISCRETIONARY_USED, id="r5-used-before-trial"
     ),
-    pytest.param([make_trial(), make_trial_charge(), make_usage(C + DAY)], DISCRETIONARY_USED, id="r5-used-after-charge"),
+    pytest.param([make_trial(), make_trial_charge(), make_hit(C + DAY)], DISCRETIONARY_USED, id="r5-used-after-charge"),
     pytest.param(
-        [make_trial(), make_trial_charge(), make_usage(C - DAY, source="conversion_api", evidence_id="capi-1")],
+        [make_trial(), make_trial_charge(), make_capi(C - DAY, "capi-1")],
         DISCRETIONARY_USED,
         id="r5-used-via-conversion-api",
     ),
     pytest.param([make_trial(), make_email_claim(C - DAY), make_trial_charge()], ELIGIBLE_UNUSED, id="r5-beats-r6-unused"),
     pytest.param(
-        [make_trial(), make_usage(C - 2 * DAY), make_email_claim(C - DAY), make_trial_charge()],
+        [make_trial(), make_hit(C - 2 * DAY), make_email_claim(C - DAY), make_trial_charge()],
         DISCRETIONARY_USED,
         id="r5-beats-r6-used",
     ),
@@ -393,13 +293,13 @@ RULE_CASES = [
     ),
     pytest.param([make_charge(), make_email_claim(C - DAY)], INELIGIBLE_NOT_VIA_DASHBOARD, id="r6-claim-arrives-late"),
     pytest.param(
-        [make_usage(C - DAY), make_email_claim(C - HOUR), make_charge(reason="upgrade")],
+        [make_hit(C - DAY), make_email_claim(C - HOUR), make_charge(reason="upgrade")],
         INELIGIBLE_NOT_VIA_DASHBOARD,
         id="r6-beats-r7-with-usage",
     ),
     # Rule 7: otherwise.
     pytest.param([make_trial(), make_charge(reason="renewal")], INELIGIBLE_UNUSED_TIME, id="r7-trial-then-renewal"),
-    pytest.param([make_usage(C - DAY), make_charge()], INELIGIBLE_UNUSED_TIME, id="r7-used-renewal"),
+    pytest.param([make_hit(C - DAY), make_charge()], INELIGIBLE_UNUSED_TIME, id="r7-used-renewal"),
     pytest.param([make_subscription(), make_charge(reason="other")], INELIGIBLE_UNUSED_TIME, id="r7-subscription-other"),
     # Latest charge: the latest occurred_at, ties broken by the greater charge_id.
     pytest.param(
@@ -469,7 +369,7 @@ def test_rule_6_claim_is_not_a_cancellation_before_a_trial_charge(channel: str) 
 def test_rule_7_no_refund_for_unused_time(reason: str, used: bool) -> None:
     events: list[AccountEvent] = [make_subscription(), make_charge(reason=reason)]
     if used:
-        events.append(make_usage(C + HOUR))
+        events.append(make_hit(C + HOUR))
     assert outcome(events) == INELIGIBLE_UNUSED_TIME
 
 
@@ -484,8 +384,8 @@ def test_record_describes_the_latest_charge() -> None:
         make_charge("ch_old", at=C - 30 * DAY, amount_cents=100, currency="EUR"),
         make_trial_charge("ch_mid", at=C - DAY),
         make_charge("ch_new", at=C, reason="upgrade", amount_cents=12_345, currency="usd"),
-        make_usage(C - 3 * DAY, evidence_id="h-first"),
-        make_usage(C - 2 * DAY, evidence_id="h-second"),
+        make_hit(C - 3 * DAY, "h-first"),
+        make_hit(C - 2 * DAY, "h-second"),
     ]
     record = eligibility_after(events)
     assert record.account_id == ACCOUNT
@@ -519,7 +419,7 @@ def test_trial_flag_says_whether_a_trial_ever_started(events: list[AccountEvent]
 
 
 def test_no_charge_record_has_null_charge_and_empty_reasons() -> None:
-    record = eligibility_after([make_trial(), make_usage(C)])
+    record = eligibility_after([make_trial(), make_hit(C)])
     assert record.state == "no_charge"
     assert tuple(record.reasons) == ()
     assert record.charge is None
@@ -551,7 +451,7 @@ def test_usage_after_the_charge_turns_eligible_into_discretionary_at_once() -> N
     before = eligibility_after(history)
     assert (before.state, tuple(before.reasons)) == ELIGIBLE_UNUSED
 
-    step = apply(state, make_usage(C + 5 * DAY), now=NOW + 100)
+    step = apply(state, make_hit(C + 5 * DAY), now=NOW + 100)
 
     published = [r for r in step.records if isinstance(r, RefundEligibility)]
     assert len(published) == 1, "the change must be published by the step that saw the usage"
@@ -571,7 +471,7 @@ ABUSE_CASES = [
     pytest.param([make_trial(), make_abuse_verdict(), make_trial_charge()], ABUSE, id="r2-beats-r5-unused"),
     pytest.param([make_trial(), make_trial_charge(), make_abuse_verdict()], ABUSE, id="r2-beats-r5-unused-verdict-late"),
     pytest.param(
-        [make_trial(), make_usage(C - DAY), make_trial_charge(), make_abuse_verdict()], ABUSE, id="r2-beats-r5-used"
+        [make_trial(), make_hit(C - DAY), make_trial_charge(), make_abuse_verdict()], ABUSE, id="r2-beats-r5-used"
     ),
     pytest.param(
         [make_trial(), make_dashboard_cancellation(C - DAY), make_charge(), make_abuse_verdict()], ABUSE, id="r2-beats-r4"
@@ -623,11 +523,11 @@ def test_abuse_record_lists_every_earlier_account_and_signal_kind() -> None:
 # --------------------------------------------------------------------------------------------
 
 BASE_SCENARIOS = {
-    "no-charge": lambda: [make_trial(), make_usage(C)],
+    "no-charge": lambda: [make_trial(), make_hit(C)],
     "refunded": lambda: [make_charge(), make_refund()],
     "dashboard": lambda: [make_dashboard_cancellation(C - DAY), make_charge()],
     "trial-unused": lambda: [make_trial(), make_trial_charge()],
-    "trial-used": lambda: [make_trial(), make_trial_charge(), make_usage(C + HOUR)],
+    "trial-used": lambda: [make_trial(), make_trial_charge(), make_hit(C + HOUR)],
     "email-claim": lambda: [make_email_claim(C - DAY), make_charge()],
     "renewal": lambda: [make_charge("ch_1", at=C - 30 * DAY), make_charge("ch_2")],
 }
@@ -670,7 +570,7 @@ TIMED_SCENARIOS: dict[str, Callable[[Callable[[int], int | str]], list[AccountEv
         make_trial(t(C - 14 * DAY)),
         make_dashboard_cancellation(t(C - MS)),
         make_trial_charge(at=t(C)),
-        make_usage(t(C + MS)),
+        make_hit(t(C + MS)),
     ],
     "dashboard-at-charge": lambda t: [
         make_trial(t(C - 14 * DAY)),

@@ -1,0 +1,33 @@
+"""The bench's own pieces that need no broker: sizes, workload shape, profile summary."""
+
+from pathlib import Path
+
+import orjson
+
+from models.codec import decode
+from streams.agents import HITS
+from streams.bench import Workload, count, summarise_profile
+
+
+def test_counts_accept_k_and_m() -> None:
+    assert (count("10k"), count("1M"), count("2_500"), count("1.5m")) == (10_000, 1_000_000, 2_500, 1_500_000)
+
+
+def test_workload_hits_are_realistic_and_valid() -> None:
+    workload = Workload(accounts=200, hits=2_000, seed=3, warm=True).build()
+    assert 400 <= workload.mean_hit_bytes <= 600
+    assert workload.warm_hits == workload.established == 180
+    assert workload.measured_hits == 2_000
+    assert len(workload.billing) == 2 * 20  # trial_started and the trial's charge per trial account
+    for key, value in workload.hit_records[:200]:
+        hit = decode(HITS, value, 262_144)
+        assert hit.account_id.encode() == key
+    assert {orjson.loads(v)["type"] for _, v in workload.billing} == {"trial_started", "charged"}
+
+
+def test_profile_summary_shares(tmp_path: Path) -> None:
+    collapsed = tmp_path / "p.txt"
+    collapsed.write_text("main (a.py:1);work (a.py:5) 3\nmain (a.py:1);idle (b.py:2) 1\n")
+    summary = summarise_profile(collapsed)
+    assert summary["own"][0] == ("work (a.py)", 0.75)
+    assert ("main (a.py)", 1.0) in summary["inclusive"]

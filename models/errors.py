@@ -13,12 +13,13 @@ DeadLetterCode = Literal[
     "empty_value",         # null value (tombstone) or zero bytes
     "too_large",           # value over the configured size limit
     "invalid_encoding",    # not UTF-8
-    "not_json",            # not JSON (including NaN, numbers over 64 bits, nesting over 1024)
+    "not_json",            # not JSON (including NaN and nesting deeper than 1024)
     "not_an_object",       # JSON, but not an object
     "missing_field",       # a required field is absent or null
     "invalid_field",       # a field of the wrong type or out of range, including timestamps
     "invalid_account_id",  # account_id absent of form: 1-64 of A-Z a-z 0-9 _ . : -
     "unknown_type",        # billing `type` the contract does not define
+    "unprocessable",       # valid as far as checked, but processing it failed (a bug: see the log)
 ]
 
 

@@ -13,6 +13,7 @@ accounts, so they are re-keyed by signal, judged there, and the verdicts routed 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from streams.settings import Settings
 from streams.topics import TopicNames
 from streams.usage_filter import EarliestForwarded
 
+log = logging.getLogger(__name__)
 HITS = TypeAdapter(TrackingHit)
 CAPI = TypeAdapter(ConversionApiEvent)
 BILLING = TypeAdapter(BillingEvent)
@@ -54,6 +56,17 @@ def record_transition(metrics: Metrics, before: AccountState | None, after: Acco
     new = after.eligibility.state if after.eligibility else "none"
     if old != new:
         metrics.transitions.labels(old, new).inc()
+
+
+def decode_safely(decoder: Callable[[bytes | None], BaseModel], topic: str, value: bytes | None) -> BaseModel:
+    """Decode at the edge; whatever goes wrong costs this one record (dead-lettered), never the agent."""
+    try:
+        return decoder(value)
+    except InvalidRecord:
+        raise
+    except Exception as exc:  # a bug of ours, not bad input: keep the record and the traceback
+        log.exception("could not process a record of %s; dead-lettering it", topic)
+        raise InvalidRecord("unprocessable", f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -106,7 +119,7 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
                             metrics.dominated.inc()
                             continue
             try:
-                record = decoders[message.topic](event.value)
+                record = decode_safely(decoders[message.topic], message.topic, event.value)
             except InvalidRecord as error:
                 letter = dead_letter(
                     topic=message.topic,

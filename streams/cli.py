@@ -85,13 +85,19 @@ def register_core_commands(commands: argparse._SubParsersAction) -> None:
     add_setting_options(demo)
     demo.add_argument("--accounts", type=int, default=60, help="trial accounts to simulate")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a live terminal view instead of one line per change (default: when stdout is a terminal)",
+    )
     demo.set_defaults(run=run_demo_command)
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
-    return run_demo(settings_from(args), accounts=args.accounts, seed=args.seed)
+    return run_demo(settings_from(args), accounts=args.accounts, seed=args.seed, live=args.live)
 
 
 # Modules adding subcommands: each has `register(commands)`, which sets `run(args) -> exit code`.

@@ -19,9 +19,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from bisect import bisect_right
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,8 +32,21 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import SecretStr
+from rich.console import Console
+from rich.live import Live
 
+from models.timestamps import parse_timestamp
 from streams.cli import bootstrap_servers
+from streams.demo_view import (
+    RECENT_CHANGES,
+    Change,
+    Latency,
+    RateMeter,
+    ViewState,
+    changes_that_fit,
+    histogram_buckets,
+    render,
+)
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
 from streams.traffic import DAY_MS, SIMULATION_END_MS, SIMULATION_START_MS, Traffic, generate
@@ -44,6 +58,8 @@ SHORTEST_PAUSE_S = 0.05  # below this, records are batched rather than paused be
 QUIET_S = 3.0  # outputs have settled once nothing new arrived for this long
 SETTLE_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+LIVE_REFRESH_S = 0.25  # the live view redraws about four times per second
+METRICS_SCRAPE_S = 1.0  # and reads the worker's /metrics once per second
 
 
 class DemoFailed(Exception):
@@ -212,6 +228,8 @@ class OutputWatcher:
     def __init__(self, servers: str, names: TopicNames) -> None:
         self.names = names
         self.outputs = Outputs()
+        self.echo: Callable[[str], None] = say  # each change as a line; silent under the live view
+        self.view: LiveDemo | None = None
         self._consumer = KafkaConsumer(
             names.usage,
             names.eligibility,
@@ -225,9 +243,13 @@ class OutputWatcher:
     def watch(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
+            if self.view is not None:
+                remaining = min(remaining, LIVE_REFRESH_S / 2)
             for messages in self._consumer.poll(timeout_ms=int(remaining * 1000) + 1).values():
                 for message in messages:
                     self._handle(message.topic, orjson.loads(message.value))
+            if self.view is not None:
+                self.view.tick()
 
     def _handle(self, topic: str, record: dict[str, Any]) -> None:
         self.outputs.consumed[topic] += 1
@@ -245,6 +267,8 @@ class OutputWatcher:
         if previous is not None and record["version"] <= previous["version"]:
             return  # delivered again, or republished unchanged
         self.outputs.eligibility[account] = record
+        if self.view is not None:
+            self.view.saw_eligibility(previous, record)
         if previous is not None and (previous["state"], record["state"]) == ("eligible", "discretionary"):
             self.outputs.became_discretionary.append(account)
             note = "  <- usage began after the trial charge"
@@ -252,7 +276,7 @@ class OutputWatcher:
             note = what_else_changed(previous, record)
         before, after = describe(previous), describe(record)
         change = f"{after} (unchanged)" if before == after else f"{before} -> {after}"
-        say(f"{clock()}  {account}  {change}  v{record['version']}{note}")
+        self.echo(f"{clock()}  {account}  {change}  v{record['version']}{note}")
 
     def _usage(self, record: dict[str, Any]) -> None:
         account = record["account_id"]
@@ -260,6 +284,8 @@ class OutputWatcher:
         if previous is not None and record["version"] <= previous["version"]:
             return
         self.outputs.usage[account] = record
+        if self.view is not None:
+            self.view.saw_output(account, record["detected_at"])
         evidence = record["first_evidence"]
         where = evidence.get("page_url") or evidence.get("integration") or ""
         if previous is None:
@@ -267,13 +293,13 @@ class OutputWatcher:
         else:
             self.outputs.usage_moved_earlier += 1
             what = f"usage start moved earlier to {record['usage_started_at']} (late evidence)"
-        say(f"{clock()}  {account}  {what} via {evidence['source']} {where}  v{record['version']}")
+        self.echo(f"{clock()}  {account}  {what} via {evidence['source']} {where}  v{record['version']}")
 
     def _dead_letter(self, record: dict[str, Any]) -> None:
         code = record["error"]["code"]
         self.outputs.dead_letters[code] += 1
         place = f"{record['topic']} (partition {record['partition']}, offset {record['offset']})"
-        say(f"{clock()}  dead letter  {code} from {place}: {record['error']['message'][:80]}")
+        self.echo(f"{clock()}  dead letter  {code} from {place}: {record['error']['message'][:80]}")
 
     def close(self) -> None:
         self._consumer.close()
@@ -287,11 +313,15 @@ class Publisher:
     names: TopicNames
     acknowledged: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    sent: int = 0
+    sent_at_ms: dict[str, list[float]] = field(default_factory=dict)  # per account, wall clock, ascending
 
     def __post_init__(self) -> None:
         self._producer = KafkaProducer(bootstrap_servers=self.servers, acks="all", linger_ms=5)
 
     def send(self, topic: str, key: str, value: bytes) -> None:
+        self.sent += 1
+        self.sent_at_ms.setdefault(key, []).append(time.time() * 1000)
         future = self._producer.send(topic, key=key.encode(), value=value)
         future.add_callback(lambda _: self.acknowledged.update([topic]))
         future.add_errback(lambda error: self.failures.append(f"{topic}: {error!r}"))
@@ -303,11 +333,131 @@ class Publisher:
         self._producer.close(timeout=5)
 
 
+class LiveDemo:
+    """The live terminal view (rich): gathers what the demo sent and read back, and the worker's
+    /metrics, into a `ViewState` and redraws it a few times per second from the demo's own loop."""
+
+    def __init__(
+        self, title: str, traffic: Traffic, worker: Worker, watcher: OutputWatcher, publisher: Publisher
+    ) -> None:
+        self.title = title
+        self.phase = "starting"
+        self.traffic = traffic
+        self.worker = worker
+        self.watcher = watcher
+        self.publisher = publisher
+        self.started = time.monotonic()
+        self.sent_rate = RateMeter()
+        self.output_rate = RateMeter()
+        self.pipeline_s: deque[float] = deque(maxlen=5000)
+        self.changes: deque[Change] = deque(maxlen=RECENT_CHANGES)
+        self.metrics_text = ""
+        self.metrics_note = "waiting for the worker's /metrics"
+        self.console = Console()
+        self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=True, redirect_stderr=True)
+        self._drawn_at = 0.0
+        self._scraped_at = 0.0
+        watcher.echo = lambda _text: None
+        watcher.view = self
+
+    @contextmanager
+    def showing(self) -> Iterator[LiveDemo]:
+        with self.live:
+            self.tick(force=True)
+            try:
+                yield self
+            finally:
+                self.scrape()
+                self.tick(force=True)
+
+    def saw_output(self, account: str, stamped_at: str | int) -> None:
+        """Produce -> read back, for a new output record: from the account's latest input handed to
+        the producer before the worker stamped the record (its decided_at / detected_at)."""
+        sent = self.publisher.sent_at_ms.get(account, [])
+        index = bisect_right(sent, parse_timestamp(stamped_at) + 1) - 1
+        if index >= 0:
+            self.pipeline_s.append(max(0.0, time.time() - sent[index] / 1000))
+
+    def saw_eligibility(self, previous: dict[str, Any] | None, record: dict[str, Any]) -> None:
+        self.saw_output(record["account_id"], record["decided_at"])
+        reasons = ", ".join(record["reasons"])
+        if previous is not None and describe(previous) == describe(record):
+            reasons = f"{reasons}  {what_else_changed(previous, record).strip()}".strip()
+        before = previous["state"] if previous is not None else "(new)"
+        account, version = record["account_id"], record["version"]
+        self.changes.appendleft(Change(clock(), account, before, record["state"], reasons, version))
+
+    def scrape(self) -> None:
+        self._scraped_at = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"{self.worker.url}/metrics", timeout=0.5) as response:
+                self.metrics_text = response.read().decode()
+            self.metrics_note = ""
+        except OSError as error:
+            self.metrics_note = f"the worker's /metrics could not be read ({error}); showing the last scrape"
+
+    def state(self) -> ViewState:
+        now = time.monotonic()
+        outputs = self.watcher.outputs
+        output_total = sum(outputs.consumed.values())
+        self.sent_rate.add(now, self.publisher.sent)
+        self.output_rate.add(now, output_total)
+        decided = [outputs.eligibility[a]["state"] for a in self.traffic.account_ids if a in outputs.eligibility]
+        state = ViewState(
+            title=self.title,
+            phase=self.phase,
+            elapsed_s=now - self.started,
+            sent_total=self.publisher.sent,
+            sent_planned=len(self.traffic.sends),
+            sent_per_s=self.sent_rate.rate(),
+            output_total=output_total,
+            output_per_s=self.output_rate.rate(),
+            latencies=[
+                Latency.from_samples(
+                    "end to end", "demo", list(self.pipeline_s), note="input sent -> its output read back"
+                ),
+                Latency.from_buckets(
+                    "decision publish",
+                    "worker",
+                    histogram_buckets(self.metrics_text, "usage_detector_decision_publish_latency_seconds"),
+                    note="account event -> its records sent",
+                ),
+                Latency.from_buckets(
+                    "usage-start lag",
+                    "worker",
+                    histogram_buckets(self.metrics_text, "usage_detector_usage_start_lag_seconds"),
+                    note="now - usage start (simulated Mar 2026): huge",
+                ),
+            ],
+            accounts_total=len(self.traffic.account_ids),
+            states=dict(Counter(decided)),
+            dead_letters=dict(outputs.dead_letters),
+            changes=list(self.changes),
+            metrics_note=self.metrics_note,
+        )
+        if self.console.is_terminal:  # a pipe (`--live | tee`) gets the final view once, all of it
+            width, height = self.console.size
+            state.changes_shown = changes_that_fit(state, width, height)
+        return state
+
+    def tick(self, force: bool = False) -> None:
+        """Redraws when due (and re-reads /metrics when that is due); cheap to call often."""
+        now = time.monotonic()
+        if not force and now - self._drawn_at < LIVE_REFRESH_S:
+            return
+        if now - self._scraped_at >= METRICS_SCRAPE_S:
+            self.scrape()
+        self._drawn_at = now
+        self.live.update(render(self.state()), refresh=True)
+
+
 def simulated_date(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%a %Y-%m-%d")
 
 
-def play(traffic: Traffic, publisher: Publisher, watcher: OutputWatcher, worker: Worker) -> None:
+def play(
+    traffic: Traffic, publisher: Publisher, watcher: OutputWatcher, worker: Worker, view: LiveDemo | None = None
+) -> None:
     """Sends in simulated-time order, pausing in proportion so that changes show up live."""
     topics = {"hits": publisher.names.hits, "capi": publisher.names.capi, "billing": publisher.names.billing}
     clock_at = SIMULATION_START_MS
@@ -321,9 +471,14 @@ def play(traffic: Traffic, publisher: Publisher, watcher: OutputWatcher, worker:
             clock_at = send.at
         day = (send.at - SIMULATION_START_MS) // DAY_MS
         if day != day_shown:
-            say(f"{clock()}  -- simulated day {day + 1}: {simulated_date(send.at)} -- ({sent} records sent so far)")
+            if view is None:
+                say(f"{clock()}  -- simulated day {day + 1}: {simulated_date(send.at)} -- ({sent} records sent so far)")
+            else:
+                view.phase = f"simulated day {day + 1}: {simulated_date(send.at)}"
             day_shown = day
         publisher.send(topics[send.topic], send.account_id, send.value)
+        if view is not None:
+            view.tick()
     publisher.flush()
     if publisher.failures:
         raise DemoFailed(f"{len(publisher.failures)} records were not accepted by Kafka, e.g. {publisher.failures[0]}")
@@ -420,16 +575,25 @@ def say_broker_left_running(configured: bool, run: DemoRun) -> None:
             "stop it with `usage-detector kafka stop`.")
 
 
-def show_run(run: DemoRun, worker: Worker, traffic: Traffic, started: float) -> None:
-    """Traffic in, changes printed as they come out, then the summary and one HTTP lookup."""
+def show_run(run: DemoRun, worker: Worker, traffic: Traffic, started: float, live: bool = False) -> None:
+    """Traffic in, changes shown as they come out (printed line by line, or in the live view),
+    then the summary and one HTTP lookup."""
     worker.wait_healthy()
     with (
         closing(OutputWatcher(run.servers, run.names)) as watcher,
         closing(Publisher(run.servers, run.names)) as publisher,
     ):
-        play(traffic, publisher, watcher, worker)
-        say(f"{clock()}  all input sent; waiting for the outputs to settle")
-        settled = wait_until_settled(watcher, worker, traffic.account_ids)
+        title = f"usage-detector demo {run.settings.app_id}"
+        view = LiveDemo(title, traffic, worker, watcher, publisher) if live else None
+        with view.showing() if view is not None else nullcontext():
+            play(traffic, publisher, watcher, worker, view)
+            if view is None:
+                say(f"{clock()}  all input sent; waiting for the outputs to settle")
+            else:
+                view.phase = "all input sent; waiting for the outputs to settle"
+            settled = wait_until_settled(watcher, worker, traffic.account_ids)
+            if view is not None:
+                view.phase = "settled" if settled else "not settled"
         print_summary(watcher.outputs, traffic, publisher, time.monotonic() - started)
         show_lookup(worker, run.token, watcher.outputs)
     if not settled:
@@ -448,11 +612,16 @@ def stop_worker(worker: Worker) -> int:
     return code
 
 
-def run_demo(settings: Settings, accounts: int, seed: int) -> int:
-    """Local broker (unless configured) + one worker + seeded traffic; 0 when every account was decided."""
+def run_demo(settings: Settings, accounts: int, seed: int, live: bool | None = None) -> int:
+    """Local broker (unless configured) + one worker + seeded traffic; 0 when every account was decided.
+
+    `live`: the rich live view instead of one line per change; by default when stdout is a terminal.
+    """
     if accounts < 1:
         print("usage-detector demo: --accounts must be at least 1", file=sys.stderr)
         return 2
+    if live is None:
+        live = sys.stdout.isatty()
     started = time.monotonic()
     run = DemoRun.fresh(settings, bootstrap_servers(settings))
     traffic = generate(accounts, seed)
@@ -468,7 +637,7 @@ def run_demo(settings: Settings, accounts: int, seed: int) -> int:
         try:
             ensure_topics(run.settings, run.servers)
             worker = Worker(run.settings, run.log_path)
-            show_run(run, worker, traffic, started)
+            show_run(run, worker, traffic, started, live)
             code = 0
         except KeyboardInterrupt:
             say("\ninterrupted")

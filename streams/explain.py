@@ -15,6 +15,7 @@ from kafka.partitioner.default import murmur2
 from models.state import AccountState
 from policy.explain import explain
 from streams.cli import add_setting_options, bootstrap_servers, settings_from
+from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 
 
@@ -24,7 +25,8 @@ def changelog_topic(settings: Settings) -> str:
 
 def read_account(settings: Settings, servers: str, account_id: str) -> AccountState | None:
     topic = changelog_topic(settings)
-    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None)
+    security = KafkaSecurity.from_settings(settings).kafka_python_config()
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None, **security)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -13,10 +13,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
 from streams.cli import add_setting_options, bootstrap_servers, settings_from
+from streams.kafka_security import KafkaSecurity
 from streams.outputs import content, latest_by_account, read_topics
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
@@ -36,8 +38,8 @@ def replay_settings(live: Settings, tag: str) -> Settings:
     )
 
 
-def input_size(servers: str, topics: tuple[str, ...]) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=servers)
+def input_size(servers: str, topics: tuple[str, ...], **client_options: Any) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=servers, **client_options)
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         return sum(consumer.end_offsets(partitions).values())
@@ -53,9 +55,9 @@ def show_progress(done: int, total: int, started: float) -> None:
     print(f"\r{line}" if sys.stdout.isatty() else line, end="" if sys.stdout.isatty() else "\n", flush=True)
 
 
-def compare_outputs(servers: str, live: Settings, replayed: Settings) -> dict[str, dict[str, int]]:
+def compare_outputs(servers: str, live: Settings, replayed: Settings, **client_options: Any) -> dict[str, dict[str, int]]:
     topics = [live.topic_usage, live.topic_eligibility, replayed.topic_usage, replayed.topic_eligibility]
-    found = read_topics(servers, topics)
+    found = read_topics(servers, topics, **client_options)
     result = {}
     for kind, live_topic, replay_topic in (
         ("usage", live.topic_usage, replayed.topic_usage),
@@ -76,7 +78,8 @@ def run_replay(args: argparse.Namespace) -> int:
     servers = bootstrap_servers(live)
     replayed = replay_settings(live, uuid.uuid4().hex[:6])
     names = TopicNames.from_settings(replayed)
-    total = input_size(servers, names.inputs)
+    security = KafkaSecurity.from_settings(live).kafka_python_config()
+    total = input_size(servers, names.inputs, **security)
     print(f"replaying {total} input records into app {replayed.app_id} with {args.workers} worker(s)", flush=True)
     ensure_topics(replayed, servers)
     pool = WorkerPool(replayed, servers, Path(args.workdir or tempfile.mkdtemp(prefix="usage-detector-replay-")))
@@ -85,17 +88,17 @@ def run_replay(args: argparse.Namespace) -> int:
         pool.scale(args.workers)
 
         def progress(lag: int | None) -> None:
-            inputs_left = group_lag(servers, replayed.app_id, list(names.inputs))
+            inputs_left = group_lag(servers, replayed.app_id, list(names.inputs), **security)
             show_progress(total - (inputs_left if inputs_left is not None else total), total, started)
 
         topics = [*names.inputs, names.account_events, names.signal_claims]
-        if not wait_caught_up(servers, replayed.app_id, topics, timeout=args.timeout, progress=progress):
+        if not wait_caught_up(servers, replayed.app_id, topics, timeout=args.timeout, progress=progress, **security):
             print(f"\nreplay did not catch up within {args.timeout:.0f}s; worker logs: {pool.workdir}", file=sys.stderr)
             return 1
     finally:
         pool.stop_all()
     print(f"\ncaught up in {time.monotonic() - started:.1f}s; comparing with the live outputs", flush=True)
-    result = compare_outputs(servers, live, replayed)
+    result = compare_outputs(servers, live, replayed, **security)
     for kind, counts in result.items():
         print(f"  {kind:<12} " + "  ".join(f"{name} {count}" for name, count in counts.items()))
     same = all(c["different"] == c["only_live"] == c["only_replay"] == 0 for c in result.values())

@@ -12,8 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
@@ -86,10 +88,10 @@ class WorkerPool:
             self.kill(process, signal.SIGTERM)
 
 
-def group_lag(bootstrap_servers: str, group_id: str, topics: list[str]) -> int | None:
+def group_lag(bootstrap_servers: str, group_id: str, topics: list[str], **client_options: Any) -> int | None:
     """Records of `topics` the group has not committed yet; None before it has committed at all."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, **client_options)
     try:
         committed = admin.list_group_offsets(group_id).get(group_id, {})
         partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
@@ -103,13 +105,19 @@ def group_lag(bootstrap_servers: str, group_id: str, topics: list[str]) -> int |
 
 
 def wait_caught_up(
-    bootstrap_servers: str, group_id: str, topics: list[str], timeout: float, settle: float = 6.0, progress=None
+    bootstrap_servers: str,
+    group_id: str,
+    topics: list[str],
+    timeout: float,
+    settle: float = 6.0,
+    progress: Callable[[int | None], None] | None = None,
+    **client_options: Any,
 ) -> bool:
     """Wait until the group's lag is zero for `settle` seconds on end (nothing in flight)."""
     deadline = time.monotonic() + timeout
     zero_since: float | None = None
     while time.monotonic() < deadline:
-        lag = group_lag(bootstrap_servers, group_id, topics)
+        lag = group_lag(bootstrap_servers, group_id, topics, **client_options)
         if progress is not None:
             progress(lag)
         if lag == 0:

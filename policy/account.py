@@ -96,9 +96,9 @@ def apply(state: AccountState | None, event: AccountEvent, now: int) -> Step:
     """Fold `event` into the account and say what to publish, stamped at `now`.
 
     A record is published when its content changes, with the next `version`. An event that
-    changes nothing publishes the current records (and claims) again, unchanged: if a crash
-    lost the publication of a change whose state was already saved, reprocessing its input
-    repairs it. Verdicts never cause claims to be republished, so the two never ping-pong.
+    changes nothing publishes the current records (and, if it could have caused them, the
+    account's signal claims) again, unchanged: if a crash lost the publication of a change whose
+    state was already saved, reprocessing its input repairs it.
     """
     before = state or AccountState(account_id=event.account_id)
     after = fold(before, event)
@@ -109,8 +109,17 @@ def apply(state: AccountState | None, event: AccountEvent, now: int) -> Step:
         changed = tuple(r for r, prior in ((usage, before.usage), (eligibility, before.eligibility)) if r is not prior)
         return Step(state=after, records=changed, claims=_changed_claims(before, after))
     republished = tuple(r for r in (before.usage, before.eligibility) if r is not None)
-    reclaimed = () if isinstance(event, AbuseVerdict) else tuple(claims_of(before).values())
+    reclaimed = tuple(claims_of(before).values()) if _may_have_claimed(before, event) else ()
     return Step(state=before, records=republished, claims=reclaimed)
+
+
+def _may_have_claimed(account: AccountState, event: AccountEvent) -> bool:
+    """Whether this event, processed before, could have sent the account's claims: its trial, or
+    the hit that is its first evidence. Later hits and verdicts never did, so they claim nothing
+    again (a verdict re-claiming would ping-pong with its signal; later hits would flood it)."""
+    if isinstance(event, TrialBegan):
+        return True
+    return isinstance(event, UsageObserved) and event.evidence == account.first_evidence
 
 
 def _usage_record(account: AccountState, now: int) -> UsageState | None:

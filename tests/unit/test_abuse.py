@@ -158,3 +158,20 @@ def test_final_flags_do_not_depend_on_arrival_order(entries, rnd: random.Random)
         for linked in state.eligibility.abuse.linked_accounts:
             assert reference.accounts[linked].trial_started_at is not None
             assert (reference.accounts[linked].trial_started_at, linked) < (state.trial_started_at, account)
+
+
+def test_only_the_events_that_made_the_claims_make_them_again() -> None:
+    from policy.account import apply
+
+    trial = translate.billing(trial_factory("acct", 100, card_fingerprint="c1", website="https://a.example"))
+    first = translate.hit(TrackingHit(hit_id="h1", account_id="acct", received_at=1000, page_url="https://b.example/"))
+    later = translate.hit(TrackingHit(hit_id="h2", account_id="acct", received_at=2000, page_url="https://b.example/"))
+    state = None
+    for event in (trial, first, later):
+        state = apply(state, event, now=5).state
+    claimed = {c.signal.digest for c in apply(state, trial, now=6).claims}
+    assert len(claimed) == 3  # card, website, first page's host: a repeated trial re-claims them all
+    assert {c.signal.digest for c in apply(state, first, now=6).claims} == claimed
+    assert apply(state, later, now=6).claims == ()  # a later hit never claimed anything
+    verdict = apply(None, trial, now=1).claims[0]
+    assert apply(state, judge(None, verdict)[1][0], now=6).claims == ()

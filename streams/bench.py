@@ -565,7 +565,7 @@ def wait_caught_up(
         else:
             stable = 0
         if elapsed > timeout:
-            raise BenchFailed(f"{what}: not caught up within {timeout:.0f}s\n{worker.log_tail()}")
+            raise BenchFailed(f"{what}: not caught up within {timeout:.0f}s (worker log: {worker.log_path})")
         time.sleep(POLL_S)
 
 
@@ -1057,12 +1057,17 @@ class Bench:
                 self.scale()
         except (BenchFailed, KeyboardInterrupt) as exc:
             self.results["error"] = str(exc) or exc.__class__.__name__
+            self.results["worker_logs"] = str(self.workdir)  # kept for a look at what went wrong
         finally:
             for worker in self.workers:
                 worker.stop()
             if not o.keep_topics:
                 delete_topics(self.servers, f"bench-{self.tag}")
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            if "error" not in self.results:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            else:  # worker logs only: the state can be large
+                for state in self.workdir.glob("*-state"):
+                    shutil.rmtree(state, ignore_errors=True)
         self.results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.save()
         return self.results
@@ -1216,11 +1221,11 @@ def plot(results: dict[str, Any], path: Path) -> str:
     left.set_xscale("log")
     left.set_xlabel("accounts known to the worker")
     left.set_ylabel("hits/s", color="tab:blue")
-    left.set_ylim(bottom=0)
+    left.set_ylim(0, max(row["hits_per_s"] for row in rows) * 1.2)
     right = left.twinx()
     right.plot(accounts, [row["bytes_per_account"] for row in rows], "s--", color="tab:red", label="RSS bytes/account")
     right.set_ylabel("worker RSS bytes per account", color="tab:red")
-    right.set_ylim(bottom=0)
+    right.set_ylim(0, max(row["bytes_per_account"] for row in rows) * 1.2)
     left.set_title(f"usage-detector scale ({results['label']}, {results['machine']['cores']} cores)")
     left.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

@@ -39,6 +39,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         broker_rebalance_timeout=20.0,
+        # A topic the broker did not yet serve when the group formed (Faust's changelogs, created
+        # just before it subscribes) joins the assignment at the next refresh: seconds, not 5 min.
+        consumer_metadata_max_age_ms=5000,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,

@@ -72,10 +72,11 @@ def owned_topics(settings: Settings) -> list[TopicSpec]:
 
 
 def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float = 60.0) -> list[str]:
-    """Create the missing topics; existing ones are left as they are. Returns the names created.
+    """Create the missing topics and wait until the broker serves all of them. Returns the names created.
 
-    Retries while the broker is unreachable, so a worker started before its broker waits for it.
-    Refused credentials or a failed TLS handshake raise ConfigurationError at once.
+    Existing topics are left as they are. Retries while the broker is unreachable, so a worker
+    started before its broker waits for it. Refused credentials or a failed TLS handshake raise
+    ConfigurationError at once.
     """
     security = KafkaSecurity.from_settings(settings)
     deadline = time.monotonic() + timeout_s
@@ -114,6 +115,7 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another worker created it first
+        wait_until_served(admin, [spec.name for spec in owned_topics(settings)], deadline)
         return created
     except AuthorizationError as exc:
         raise ConfigurationError(
@@ -122,3 +124,31 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
         ) from None
     finally:
         admin.close()
+
+
+def wait_until_served(admin: KafkaAdminClient, names: list[str], deadline: float) -> None:
+    """Block until the broker's metadata lists every topic with a leader for each partition.
+
+    The controller acknowledges a new topic before the broker's metadata cache has it, and a
+    broker that has just started with many partitions lags by seconds. A consumer group that
+    joins in that window is assigned nothing, and aiokafka only notices at its next metadata
+    refresh; waiting here keeps the first assignment whole.
+    """
+    delay, reported = 0.1, []
+    while True:
+        unserved = sorted(
+            topic["name"]
+            for topic in admin.describe_topics(names)
+            if topic["error_code"] or not topic["partitions"] or any(p["leader_id"] < 0 for p in topic["partitions"])
+        )
+        if not unserved:
+            return
+        if time.monotonic() > deadline:
+            raise ConnectionError(
+                f"the broker still does not serve {', '.join(unserved)}; check the broker's log for why"
+            )
+        if unserved != reported:
+            log.info("waiting for the broker to serve %s", ", ".join(unserved))
+            reported = unserved
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)

@@ -61,6 +61,10 @@ def start_detector(
     tail.close()
     for process in processes:
         process.stop()
+    # The session's broker may be the developer's long-lived one: leave it as we found it.
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin.delete_topics([name for name in admin.list_topics() if topics.owns(name)])
+    admin.close()
 
 
 @pytest.fixture(scope="module")

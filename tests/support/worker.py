@@ -48,6 +48,11 @@ class TopicSet:
             dead_letter=f"{tag}.usage.dead-letter",
         )
 
+    def owns(self, topic: str) -> bool:
+        """The set's own topics, and the internal ones its workers create (`<app_id>-…`)."""
+        tag = self.app_id.removeprefix("test-")
+        return topic.startswith((f"{tag}.", f"{self.app_id}-"))
+
     def env(self) -> dict[str, str]:
         return {
             "USAGE_DETECTOR_APP_ID": self.app_id,

@@ -13,10 +13,12 @@ accounts, so they are re-keyed by signal, judged there, and the verdicts routed 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 from faust.types import EventT
@@ -34,10 +36,12 @@ from policy.abuse import judge
 from policy.account import evidence_order
 from policy.translate import Translator
 from streams.dead_letter import dead_letter
-from streams.hit_gate import parse_object, valid_hit_received_at
+from streams.fast_lane import FastLane
+from streams.hit_gate import DominatedHits
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import TopicNames
+from streams import usage_filter
 from streams.usage_filter import EarliestForwarded
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ HITS = TypeAdapter(TrackingHit)
 CAPI = TypeAdapter(ConversionApiEvent)
 BILLING = TypeAdapter(BillingEvent)
 ACCOUNT_EVENT = TypeAdapter(AccountEvent)
+USAGE_FILTER_SAVE_EVERY_S = 60.0
 
 
 def now_ms() -> int:
@@ -76,6 +81,7 @@ class Pipeline:
     accounts: faust.Table
     signals: faust.Table
     topics: TopicNames
+    fast_lane: FastLane
 
 
 def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipeline:
@@ -98,6 +104,8 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
         names.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
     }
     forwarded = EarliestForwarded(settings.usage_filter_accounts)
+    keep_usage_filter(app, forwarded, settings.state_dir / f"{settings.app_id}-usage-filter.json")
+    dominated = DominatedHits(forwarded, limit)
     consumed = {topic: metrics.consumed.labels(topic) for topic in names.inputs}
     hits_topic = names.hits
 
@@ -108,16 +116,12 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
         async for event in stream.events():
             message = event.message
             consumed[message.topic].inc()
-            if message.topic == hits_topic:
-                # The firehose: a valid hit of an account whose usage already started earlier is
-                # dropped here, checked without pydantic; anything else takes the full decode.
-                obj = parse_object(event.value, limit)
-                if obj is not None:
-                    account_id = obj.get("account_id")
-                    if type(account_id) is str and (received_at := valid_hit_received_at(obj)) is not None:
-                        if forwarded.dominates(account_id, (received_at, "tracking_tag", obj["hit_id"])):
-                            metrics.dominated.inc()
-                            continue
+            # The firehose: a valid hit of an account whose usage already started earlier is
+            # dropped, checked without pydantic (most are dropped before reaching this agent, by
+            # the consumer's fast lane); anything else takes the full decode.
+            if message.topic == hits_topic and dominated(event.value):
+                metrics.dominated.inc()
+                continue
             try:
                 record = decode_safely(decoders[message.topic], message.topic, event.value)
             except InvalidRecord as error:
@@ -183,7 +187,30 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
                 signals[key] = encode(after)
 
     metrics.watch(lambda: consumer_lag(app), {"accounts": accounts, "signals": signals})
-    return Pipeline(accounts=accounts, signals=signals, topics=names)
+    hits_consumed = consumed[hits_topic]
+
+    def count_drop() -> None:
+        hits_consumed.inc()
+        metrics.dominated.inc()
+
+    return Pipeline(accounts=accounts, signals=signals, topics=names, fast_lane=FastLane(hits_topic, dominated, count_drop))
+
+
+def keep_usage_filter(app: faust.App, forwarded: EarliestForwarded, path: Path) -> None:
+    """Load the filter a previous run saved; save it every minute and when the worker stops."""
+    restored = usage_filter.load(path)
+    forwarded.restore(restored)
+    if restored:
+        log.info("usage filter: %d accounts restored from %s", len(forwarded), path)
+
+    @app.timer(USAGE_FILTER_SAVE_EVERY_S, name="save-usage-filter")
+    async def save_usage_filter() -> None:
+        await asyncio.to_thread(usage_filter.save, path, forwarded.snapshot())
+
+    @app.on_before_shutdown.connect
+    async def save_on_stop(app: faust.App, **kwargs: object) -> None:
+        usage_filter.save(path, forwarded.snapshot())
+        log.info("usage filter: %d accounts saved to %s", len(forwarded), path)
 
 
 def consumer_lag(app: faust.App) -> Iterator[tuple[tuple[str, int], int]]:

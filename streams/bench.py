@@ -420,12 +420,13 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
     from policy.account import evidence_order
     from policy.translate import Translator
     from streams.agents import BILLING, CAPI, HITS
-    from streams.hit_gate import parse_object, valid_hit_received_at
+    from streams.hit_gate import DominatedHits
     from streams.usage_filter import EarliestForwarded
 
     edge = Translator(b"bench")
     forwarded = EarliestForwarded(1_000_000)
     limit = 262_144
+    dominated = DominatedHits(forwarded, limit)
     decoders = {
         topics.hits: lambda value: edge.hit(decode(HITS, value, limit)),
         topics.capi: lambda value: edge.capi(decode(CAPI, value, limit)),
@@ -433,13 +434,8 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
     }
 
     def handle(message: Any) -> object:
-        if message.topic == topics.hits:
-            obj = parse_object(message.value, limit)
-            if obj is not None:
-                account_id = obj.get("account_id")
-                if type(account_id) is str and (received_at := valid_hit_received_at(obj)) is not None:
-                    if forwarded.dominates(account_id, (received_at, "tracking_tag", obj["hit_id"])):
-                        return None
+        if message.topic == topics.hits and dominated(message.value):
+            return None
         try:
             record = decoders[message.topic](message.value)
         except InvalidRecord as error:

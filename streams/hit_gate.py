@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from models.timestamps import parse_timestamp
+from streams.usage_filter import EarliestForwarded
 
 ID_MAX = 128
 TEXT_MAX = 8192
@@ -65,3 +66,21 @@ def valid_hit_received_at(obj: dict[str, Any]) -> int | None:
     if occurred is not None and _timestamp(occurred) is None:
         return None
     return _timestamp(obj.get("received_at"))
+
+
+class DominatedHits:
+    """Whether a raw hit is certainly valid and cannot move its account's usage start earlier."""
+
+    def __init__(self, forwarded: EarliestForwarded, max_bytes: int) -> None:
+        self._dominates = forwarded.dominates
+        self._max_bytes = max_bytes
+
+    def __call__(self, value: bytes | None) -> bool:
+        obj = parse_object(value, self._max_bytes)
+        if obj is None:
+            return False
+        account_id = obj.get("account_id")
+        if type(account_id) is not str:
+            return False
+        received_at = valid_hit_received_at(obj)
+        return received_at is not None and self._dominates(account_id, (received_at, "tracking_tag", obj["hit_id"]))

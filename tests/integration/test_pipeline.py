@@ -12,6 +12,7 @@ import httpx
 import pytest
 from kafka.admin import KafkaAdminClient
 
+from streams.workerpool import group_lag
 from tests.integration.conftest import INPUT_PARTITIONS, Detector
 from tests.support.records import billing, cancellation, capi, charge, hit, refund, trial
 from tests.support.worker import TOKEN
@@ -110,6 +111,27 @@ def test_earlier_evidence_arriving_later_moves_usage_start_earlier(detector: Det
     assert moved["usage_started_at"] == "2026-03-04T00:00:00.000Z"
     assert moved["first_evidence"]["source"] == "conversion_api"
     assert moved["first_evidence"]["integration"] == "api"
+
+
+def test_later_hits_of_a_used_account_are_dropped_and_still_committed(detector: Detector) -> None:
+    """The fast lane: no output for hits that change nothing, yet their offsets are committed,
+    and an invalid hit among them is still dead-lettered."""
+    account = new_account()
+    publish(detector, [("hits", hit(account, "2026-03-05T00:00:00Z"))])
+    first = detector.tail.wait_for("usage.state", lambda: latest(detector, detector.topics.usage, account))
+    dropped_before = detector.worker.metric("usage_detector_evidence_dropped_total")
+    later = [("hits", hit(account, f"2026-03-06T00:00:{second:02d}Z")) for second in range(40)]
+    invalid = hit(account, "2026-03-06T00:01:00Z", hit_id="")
+    publish(detector, [*later[:20], ("hits", invalid), *later[20:]])  # one key: one partition, in order
+
+    letters = detector.tail.wait_for(
+        "the invalid hit's dead letter",
+        lambda: [r for r in detector.tail.records(detector.topics.dead_letter) if account in (r.value["raw"] or "")],
+    )
+    assert letters[0].value["error"]["code"] == "invalid_field"
+    detector.tail.wait_for("the hits' offsets committed", lambda: group_lag(detector.bootstrap_servers, detector.topics.app_id, [detector.topics.hits]) == 0)
+    assert detector.worker.metric("usage_detector_evidence_dropped_total") - dropped_before == 40
+    assert [r.value["version"] for r in detector.tail.records(detector.topics.usage, account)] == [first["version"]]
 
 
 def test_a_hits_occurred_at_is_never_used_for_usage_start(detector: Detector) -> None:

@@ -109,3 +109,34 @@ def test_sigterm_commits_everything_and_exits_cleanly(own_broker: tuple[str, Pat
     assert group_lag(servers, topics.app_id, [topics.hits, f"{topics.app_id}-account-events"]) == 0
     producer.close()
     tail.close()
+
+
+def test_a_restarted_worker_still_knows_which_hits_change_nothing(own_broker: tuple[str, Path], tmp_path: Path) -> None:
+    """The usage filter is saved when the worker stops and restored when it starts again."""
+    servers, _ = own_broker
+    local_broker.start()
+    topics = TopicSet.unique()
+    same_state = {"USAGE_DETECTOR_STATE_DIR": str(tmp_path / "state")}
+    worker = WorkerProcess(servers, topics, tmp_path, same_state)
+    worker.wait_ready()
+    producer, tail = Producer(servers), TopicTail(servers, [topics.usage])
+    accounts = [f"again-{n}" for n in range(30)]
+    for account in accounts:
+        producer.send(topics.hits, hit(account, "2026-03-01T10:00:00Z"), key=account)
+    producer.flush()
+    tail.wait_for("every account's usage", lambda: all(tail.records(topics.usage, a) for a in accounts), timeout=60)
+    assert worker.stop(signal.SIGTERM) == 0
+
+    restarted = WorkerProcess(servers, topics, tmp_path, same_state)
+    try:
+        restarted.wait_ready()
+        for account in accounts:
+            producer.send(topics.hits, hit(account, "2026-03-02T10:00:00Z"), key=account)
+        producer.flush()
+        wait("the later hits to be committed", lambda: group_lag(servers, topics.app_id, [topics.hits]) == 0)
+        assert restarted.metric("usage_detector_evidence_dropped_total") == len(accounts)
+        assert "usage filter: 30 accounts restored" in restarted.log_path.read_text(errors="replace")
+    finally:
+        restarted.stop()
+        producer.close()
+        tail.close()

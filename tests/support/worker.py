@@ -101,6 +101,11 @@ class WorkerProcess:
             time.sleep(0.2)
         raise AssertionError(f"worker not ready within {timeout:.0f}s:\n{self.log_tail()}")
 
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples on /metrics, over all its labels."""
+        lines = httpx.get(f"{self.url}/metrics").text.splitlines()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.split("{")[0].split(" ")[0] == name)
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 

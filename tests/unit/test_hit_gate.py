@@ -13,7 +13,7 @@ from models.codec import decode
 from models.errors import InvalidRecord
 from streams.agents import HITS
 from streams.bench import HitMaker
-from streams.hit_gate import parse_object, valid_hit_received_at
+from streams.hit_gate import DominatedHits, parse_object, valid_hit_received_at
 from streams.usage_filter import EarliestForwarded
 
 LIMIT = 262_144
@@ -94,3 +94,20 @@ def test_only_an_account_admitted_before_can_dominate() -> None:
     assert seen.dominates("a", (100, "tracking_tag", "h1")) and seen.dominates("a", (200, "tracking_tag", "h0"))
     assert not seen.dominates("a", (99, "tracking_tag", "h9"))
     assert len(seen) == 1  # asking learns nothing
+
+
+def test_a_hit_is_dropped_only_when_valid_and_dominated() -> None:
+    seen = EarliestForwarded(capacity=10)
+    dominated = DominatedHits(seen, LIMIT)
+    seen.admit("a", (1_000, "tracking_tag", "h1"))
+
+    def value(**fields: Any) -> bytes:
+        return orjson.dumps({"hit_id": "h2", "account_id": "a", "received_at": 2_000, **fields})
+
+    assert dominated(value())
+    assert not dominated(value(received_at=999))  # earlier: it moves the usage start
+    assert not dominated(value(account_id="b"))  # never admitted
+    assert not dominated(value(received_at="tomorrow"))  # invalid: the full decode dead-letters it
+    assert not dominated(value(hit_id=""))
+    assert not dominated(value(account_id=7))
+    assert not dominated(b"not json")

@@ -38,7 +38,7 @@ from policy.translate import Translator
 from streams.dead_letter import dead_letter
 from streams.fast_lane import FastLane
 from streams.hit_gate import DominatedHits
-from streams.metrics import Metrics
+from streams.metrics import Metrics, TableCensus
 from streams.settings import Settings
 from streams.topics import TopicNames
 from streams import usage_filter
@@ -186,7 +186,16 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
             if after is not state:
                 signals[key] = encode(after)
 
-    metrics.watch(lambda: consumer_lag(app), {"accounts": accounts, "signals": signals})
+    census = TableCensus({"accounts": accounts, "signals": signals})
+    metrics.watch(lambda: consumer_lag(app), census)
+
+    @app.timer(settings.census_interval_s, name="table-census")
+    async def take_census() -> None:
+        try:
+            await census.take()
+        except Exception:  # a rebalance may close a partition's store mid-walk: count next time
+            log.warning("table census interrupted; the next one follows in %.0fs", settings.census_interval_s, exc_info=True)
+
     hits_consumed = consumed[hits_topic]
 
     def count_drop() -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+log = logging.getLogger(__name__)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _STATE_MARK = b'"eligibility":{"state":"'
 
@@ -58,15 +62,43 @@ class Metrics:
             registry=r,
         )
 
-    def watch(self, consumer_lag: Any, tables: dict[str, Any]) -> None:
-        """Gauges read at scrape time: consumer lag per partition, table sizes, accounts per state."""
-        self.registry.register(_WorkerCollector(consumer_lag, tables))
+    def watch(self, consumer_lag: Any, census: TableCensus) -> None:
+        """Gauges read at scrape time: consumer lag per partition, and the last table census."""
+        self.registry.register(_WorkerCollector(consumer_lag, census))
+
+
+class TableCensus:
+    """Keys per table and accounts per eligibility state, counted in the background.
+
+    Counting walks every key (RocksDB keeps no count): a million accounts take seconds, so a
+    scrape must not do it on the event loop. `take` yields to the loop every few thousand keys.
+    """
+
+    def __init__(self, tables: Mapping[str, Any]) -> None:
+        self._tables = tables
+        self.sizes: dict[str, int] = {}
+        self.states: Tally[str] = Tally()
+        self.taken_at: float | None = None
+
+    async def take(self, yield_every: int = 5_000) -> None:
+        sizes: dict[str, int] = {}
+        states: Tally[str] = Tally()
+        for name, table in self._tables.items():
+            count = 0
+            for stored in table.values():
+                count += 1
+                if name == "accounts" and (state := eligibility_state_of(stored)) is not None:
+                    states[state] += 1
+                if count % yield_every == 0:
+                    await asyncio.sleep(0)
+            sizes[name] = count
+        self.sizes, self.states, self.taken_at = sizes, states, time.time()
 
 
 class _WorkerCollector(Collector):
-    def __init__(self, consumer_lag: Any, tables: dict[str, Any]) -> None:
+    def __init__(self, consumer_lag: Any, census: TableCensus) -> None:
         self._consumer_lag = consumer_lag
-        self._tables = tables
+        self._census = census
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         lag = GaugeMetricFamily(
@@ -75,16 +107,21 @@ class _WorkerCollector(Collector):
         for (topic, partition), behind in self._consumer_lag():
             lag.add_metric([topic, str(partition)], behind)
         yield lag
-        sizes = GaugeMetricFamily("usage_detector_table_keys", "Keys held in this worker's tables", labels=["table"])
-        for name, table in self._tables.items():
-            sizes.add_metric([name], len(table))
+        census = self._census
+        sizes = GaugeMetricFamily("usage_detector_table_keys", "Keys held in this worker's tables (last census)", labels=["table"])
+        for name, count in census.sizes.items():
+            sizes.add_metric([name], count)
         yield sizes
         states = GaugeMetricFamily(
-            "usage_detector_accounts", "Accounts held by this worker, by eligibility state", labels=["state"]
+            "usage_detector_accounts", "Accounts held by this worker, by eligibility state (last census)", labels=["state"]
         )
-        for state, count in sorted(count_states(self._tables["accounts"].values()).items()):
+        for state, count in sorted(census.states.items()):
             states.add_metric([state], count)
         yield states
+        if census.taken_at is not None:
+            yield GaugeMetricFamily(
+                "usage_detector_census_age_seconds", "Since the table census above was taken", value=time.time() - census.taken_at
+            )
 
 
 def count_states(stored_accounts: Iterable[bytes]) -> Tally[str]:

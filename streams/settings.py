@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         "rocksdb",
         description="where tables live: rocksdb (files in state_dir, bounded memory, quick restarts) or memory",
     )
+    census_interval_s: float = Field(
+        120.0, gt=0, description="how often the worker counts its tables' keys and accounts per state for /metrics"
+    )
     producer_linger_ms: int = Field(
         0, ge=0, le=1000, description="how long the worker's producer waits to batch sends (latency for fewer requests)"
     )

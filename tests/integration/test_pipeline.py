@@ -250,6 +250,12 @@ def test_http_lookup_needs_the_token_and_answers_the_account(detector: Detector)
     missing = httpx.get(f"{detector.worker.url}/accounts/{new_account()}", headers={"Authorization": f"Bearer {TOKEN}"})
     assert missing.status_code == 404
     assert httpx.get(f"{detector.worker.url}/healthz").status_code == 200
+    # The table census runs in the background (every second for test workers): wait for one
+    # that has seen the eligible account.
+    detector.tail.wait_for(
+        "a census with an eligible account",
+        lambda: 'usage_detector_accounts{state="eligible"}' in httpx.get(f"{detector.worker.url}/metrics").text,
+    )
     metrics = httpx.get(f"{detector.worker.url}/metrics").text
     for name in (
         "usage_detector_usage_start_lag_seconds_bucket",
@@ -257,6 +263,7 @@ def test_http_lookup_needs_the_token_and_answers_the_account(detector: Detector)
         "usage_detector_consumer_lag{",
         'usage_detector_table_keys{table="accounts"}',
         'usage_detector_accounts{state="eligible"}',
+        "usage_detector_census_age_seconds",
         'usage_detector_eligibility_transitions_total{from_state="no_charge",to_state="eligible"}',
     ):
         assert name in metrics, name

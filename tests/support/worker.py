@@ -77,6 +77,7 @@ class WorkerProcess:
             "USAGE_DETECTOR_WEB_PORT": str(self.port),
             "USAGE_DETECTOR_API_TOKEN": TOKEN,
             "USAGE_DETECTOR_STATE_DIR": str(state_dir / f"state-{self.port}"),
+            "USAGE_DETECTOR_CENSUS_INTERVAL_S": "1",
             **(extra_env or {}),
         }
         with open(self.log_path, "wb") as log:

@@ -7,6 +7,7 @@ and `test_check_catches` runs each one on a deliberately broken copy to prove it
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from packaging.specifiers import SpecifierSet
 from pydantic import AliasChoices
 
 from streams.generate import register as register_generate
-from streams.metrics import Metrics
+from streams.metrics import Metrics, TableCensus
 from streams.settings import Settings
 from streams.topics import owned_topics
 
@@ -256,7 +257,9 @@ def exported_metrics() -> dict[str, set[str]]:
     the names also follow from each family's type.
     """
     metrics = Metrics()
-    metrics.watch(lambda: [], {"accounts": {}, "signals": {}})  # the scrape-time gauges
+    census = TableCensus({"accounts": {}, "signals": {}})
+    asyncio.run(census.take())
+    metrics.watch(lambda: [], census)  # the scrape-time gauges
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     return {
         family.name: {sample.name for sample in family.samples} | {family.name + s for s in suffixes[family.type]}

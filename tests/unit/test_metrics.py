@@ -2,7 +2,9 @@ from models.codec import encode
 from policy.account import apply
 from models.inputs import Charged
 from models.internal import TrialBegan
-from streams.metrics import count_states, eligibility_state_of
+import asyncio
+
+from streams.metrics import TableCensus, count_states, eligibility_state_of
 
 
 def test_the_eligibility_state_is_found_in_stored_accounts_without_parsing() -> None:
@@ -15,3 +17,24 @@ def test_the_eligibility_state_is_found_in_stored_accounts_without_parsing() -> 
     assert eligibility_state_of(encode(trial.state)) == "no_charge"
     assert eligibility_state_of(encode(charged.state)) == "eligible"
     assert count_states([encode(trial.state), encode(charged.state), encode(charged.state)]) == {"no_charge": 1, "eligible": 2}
+
+
+def test_the_census_counts_tables_and_states_and_yields_to_the_loop_while_walking() -> None:
+    trial = apply(None, TrialBegan(event_id="e1", account_id="a", occurred_at=1), now=5)
+    accounts = {f"a{n}".encode(): encode(trial.state) for n in range(12)}
+    signals = {b"s1": b"{}", b"s2": b"{}"}
+    census = TableCensus({"accounts": accounts, "signals": signals})
+    switches = 0
+
+    async def walk() -> None:
+        nonlocal switches
+        task = asyncio.ensure_future(census.take(yield_every=5))
+        while not task.done():
+            switches += 1
+            await asyncio.sleep(0)
+
+    asyncio.run(walk())
+    assert census.sizes == {"accounts": 12, "signals": 2}
+    assert census.states == {"no_charge": 12}
+    assert census.taken_at is not None
+    assert switches >= 2  # 12 keys, a yield every 5: the loop ran in between

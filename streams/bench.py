@@ -31,7 +31,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from streams.workerpool import TopicSet, free_port
 
 STAGES = ("throughput", "lag", "scale", "restart")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
@@ -274,49 +275,9 @@ class Workload:
 # Kafka
 
 
-@dataclass(frozen=True)
-class TopicSet:
-    tag: str
-    app_id: str
-    hits: str
-    capi: str
-    billing: str
-    usage: str
-    eligibility: str
-    dead_letter: str
-
-    @classmethod
-    def fresh(cls, run_tag: str, stage: str) -> TopicSet:
-        prefix = f"bench-{run_tag}-{stage}"
-        return cls(
-            tag=prefix,
-            app_id=prefix,
-            hits=f"{prefix}.tracking.hits",
-            capi=f"{prefix}.capi.events",
-            billing=f"{prefix}.billing.events",
-            usage=f"{prefix}.usage.state",
-            eligibility=f"{prefix}.refund.eligibility",
-            dead_letter=f"{prefix}.usage.dead-letter",
-        )
-
-    @property
-    def inputs(self) -> tuple[str, str, str]:
-        return (self.hits, self.capi, self.billing)
-
-    @property
-    def internal(self) -> tuple[str, str]:
-        return (f"{self.app_id}-account-events", f"{self.app_id}-signal-claims")
-
-    def env(self) -> dict[str, str]:
-        return {
-            "USAGE_DETECTOR_APP_ID": self.app_id,
-            "USAGE_DETECTOR_TOPIC_HITS": self.hits,
-            "USAGE_DETECTOR_TOPIC_CAPI": self.capi,
-            "USAGE_DETECTOR_TOPIC_BILLING": self.billing,
-            "USAGE_DETECTOR_TOPIC_USAGE": self.usage,
-            "USAGE_DETECTOR_TOPIC_ELIGIBILITY": self.eligibility,
-            "USAGE_DETECTOR_TOPIC_DEAD_LETTER": self.dead_letter,
-        }
+def fresh_topics(run_tag: str, stage: str) -> TopicSet:
+    prefix = f"bench-{run_tag}-{stage}"
+    return TopicSet.named(prefix, app_id=prefix)
 
 
 def create_topics(servers: str, topics: TopicSet, partitions: int) -> None:
@@ -580,12 +541,6 @@ class RssLimit(BenchFailed):
         self.committed = committed
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class WorkerProcess:
     """`usage-detector worker` as a subprocess, configured through the environment."""
 
@@ -764,7 +719,7 @@ class Bench:
 
     def throughput_and_lag(self) -> None:
         o = self.o
-        topics = TopicSet.fresh(self.tag, "tp")
+        topics = fresh_topics(self.tag, "tp")
         self.progress.done(f"throughput: generating {human(o.hits)} hits over {human(o.accounts)} accounts")
         workload = Workload(accounts=o.accounts, hits=o.hits, seed=11).build()
         self.prefill(topics, workload, "throughput")
@@ -920,7 +875,7 @@ class Bench:
         for accounts in sorted(o.scale_accounts):
             what = f"scale {human(accounts)}"
             self.progress.done(f"{what}: generating {human(accounts)} accounts + {human(o.scale_hits)} steady hits")
-            topics = TopicSet.fresh(self.tag, f"s{accounts}")
+            topics = fresh_topics(self.tag, f"s{accounts}")
             workload = Workload(accounts=accounts, hits=o.scale_hits, seed=accounts, warm=True, trial_share=o.scale_trial_share).build()
             self.prefill(topics, workload, what)
             state_dir = self.workdir / f"scale-{accounts}-state"
@@ -956,7 +911,7 @@ class Bench:
                 if accounts == largest and "restart" in o.stages:
                     self.results["restart"] = {"accounts": accounts, "skipped": "the scale point did not finish"}
                 if not o.keep_topics:
-                    delete_topics(self.servers, topics.tag)
+                    delete_topics(self.servers, topics.prefix)
                     shutil.rmtree(state_dir, ignore_errors=True)
                 self.results["scale"] = rows
                 self.save()
@@ -995,7 +950,7 @@ class Bench:
             else:
                 worker.stop()
             if not o.keep_topics:
-                delete_topics(self.servers, topics.tag)
+                delete_topics(self.servers, topics.prefix)
                 shutil.rmtree(state_dir, ignore_errors=True)
             self.results["scale"] = rows
             self.save()

@@ -28,6 +28,57 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class TopicSet:
+    """One app's topics named from a prefix, so runs on one broker never see each other's records."""
+
+    prefix: str
+    app_id: str
+    hits: str
+    capi: str
+    billing: str
+    usage: str
+    eligibility: str
+    dead_letter: str
+
+    @classmethod
+    def named(cls, prefix: str, app_id: str) -> TopicSet:
+        return cls(
+            prefix=prefix,
+            app_id=app_id,
+            hits=f"{prefix}.tracking.hits",
+            capi=f"{prefix}.capi.events",
+            billing=f"{prefix}.billing.events",
+            usage=f"{prefix}.usage.state",
+            eligibility=f"{prefix}.refund.eligibility",
+            dead_letter=f"{prefix}.usage.dead-letter",
+        )
+
+    @property
+    def inputs(self) -> tuple[str, str, str]:
+        return (self.hits, self.capi, self.billing)
+
+    @property
+    def internal(self) -> tuple[str, str]:
+        return (f"{self.app_id}-account-events", f"{self.app_id}-signal-claims")
+
+    def owns(self, topic: str) -> bool:
+        """The set's own topics, and the internal ones its workers create (`<app_id>-…`)."""
+        return topic.startswith((f"{self.prefix}.", f"{self.app_id}-"))
+
+    def env(self) -> dict[str, str]:
+        """The environment that points a worker process at these topics."""
+        return {
+            "USAGE_DETECTOR_APP_ID": self.app_id,
+            "USAGE_DETECTOR_TOPIC_HITS": self.hits,
+            "USAGE_DETECTOR_TOPIC_CAPI": self.capi,
+            "USAGE_DETECTOR_TOPIC_BILLING": self.billing,
+            "USAGE_DETECTOR_TOPIC_USAGE": self.usage,
+            "USAGE_DETECTOR_TOPIC_ELIGIBILITY": self.eligibility,
+            "USAGE_DETECTOR_TOPIC_DEAD_LETTER": self.dead_letter,
+        }
+
+
 def settings_env(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
     """The environment that makes a worker process use these settings."""
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers}

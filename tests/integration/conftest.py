@@ -11,8 +11,9 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 import localkafka
+from streams.workerpool import TopicSet
 from tests.support.kafka import Producer, TopicTail
-from tests.support.worker import TopicSet, WorkerProcess
+from tests.support.worker import WorkerProcess, unique_topics
 
 # Input topics belong to their producers: deliberately not the detector's own count (4).
 INPUT_PARTITIONS = {"hits": 3, "capi": 1, "billing": 2}
@@ -42,7 +43,7 @@ def start_detector(
     """Workers on a fresh topic set whose inputs have partition counts unlike the detector's.
 
     `extra_env`: more environment for the workers (settings such as USAGE_DETECTOR_MAX_RECORD_BYTES)."""
-    topics = TopicSet.unique()
+    topics = unique_topics()
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     admin.create_topics([NewTopic(getattr(topics, name), n, 1) for name, n in INPUT_PARTITIONS.items()])
     admin.close()

@@ -20,7 +20,8 @@ from pydantic import TypeAdapter
 from models.codec import decode
 from models.errors import InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
-from tests.support.worker import TopicSet
+from streams.workerpool import TopicSet
+from tests.support.worker import unique_topics
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,7 @@ def check_records(records: list[tuple[str, bytes | None, bytes]], started_ms: in
 
 
 def test_sends_valid_live_records_at_the_rate_for_the_duration(bootstrap_servers: str) -> None:
-    topics = TopicSet.unique()
+    topics = unique_topics()
     started_ms = int(time.time() * 1000)
     result = subprocess.run(
         command("--duration", "2"),
@@ -103,7 +104,7 @@ def test_sends_valid_live_records_at_the_rate_for_the_duration(bootstrap_servers
 
 
 def test_ctrl_c_stops_it_with_everything_sent(bootstrap_servers: str) -> None:
-    topics = TopicSet.unique()
+    topics = unique_topics()
     started_ms = int(time.time() * 1000)
     process = subprocess.Popen(
         command(),  # no --duration: until Ctrl-C

@@ -18,7 +18,7 @@ from localkafka import broker as local_broker
 from streams.workerpool import group_lag
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import hit
-from tests.support.worker import TopicSet, WorkerProcess
+from tests.support.worker import WorkerProcess, unique_topics
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def wait(what: str, condition, timeout: float = 60.0):
 
 def test_a_worker_rides_out_a_broker_outage_and_reports_it(own_broker: tuple[str, Path], tmp_path: Path) -> None:
     servers, _ = own_broker
-    topics = TopicSet.unique()
+    topics = unique_topics()
     worker = WorkerProcess(servers, topics, tmp_path)
     try:
         worker.wait_ready()
@@ -82,7 +82,7 @@ def test_a_worker_rides_out_a_broker_outage_and_reports_it(own_broker: tuple[str
 def test_a_worker_started_before_its_broker_waits_for_it(own_broker: tuple[str, Path], tmp_path: Path) -> None:
     servers, _ = own_broker
     local_broker.stop()
-    topics = TopicSet.unique()
+    topics = unique_topics()
     worker = WorkerProcess(servers, topics, tmp_path)
     try:
         wait("the worker to say it retries", lambda: "unreachable" in worker.log_path.read_text(errors="replace"), 30)
@@ -93,11 +93,15 @@ def test_a_worker_started_before_its_broker_waits_for_it(own_broker: tuple[str, 
         worker.stop()
 
 
-def test_sigterm_commits_everything_and_exits_cleanly(own_broker: tuple[str, Path], tmp_path: Path) -> None:
+def test_sigterm_commits_everything_and_the_restarted_worker_still_knows_which_hits_change_nothing(
+    own_broker: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A clean stop commits every offset and saves the usage filter; a restart restores it."""
     servers, _ = own_broker
     local_broker.start()
-    topics = TopicSet.unique()
-    worker = WorkerProcess(servers, topics, tmp_path)
+    topics = unique_topics()
+    same_state = {"USAGE_DETECTOR_STATE_DIR": str(tmp_path / "state")}
+    worker = WorkerProcess(servers, topics, tmp_path, same_state)
     worker.wait_ready()
     producer, tail = Producer(servers), TopicTail(servers, [topics.usage])
     accounts = [f"term-{n}" for n in range(50)]
@@ -107,35 +111,16 @@ def test_sigterm_commits_everything_and_exits_cleanly(own_broker: tuple[str, Pat
     tail.wait_for("every account's usage", lambda: all(tail.records(topics.usage, a) for a in accounts), timeout=60)
     assert worker.stop(signal.SIGTERM) == 0
     assert group_lag(servers, topics.app_id, [topics.hits, f"{topics.app_id}-account-events"]) == 0
-    producer.close()
-    tail.close()
-
-
-def test_a_restarted_worker_still_knows_which_hits_change_nothing(own_broker: tuple[str, Path], tmp_path: Path) -> None:
-    """The usage filter is saved when the worker stops and restored when it starts again."""
-    servers, _ = own_broker
-    local_broker.start()
-    topics = TopicSet.unique()
-    same_state = {"USAGE_DETECTOR_STATE_DIR": str(tmp_path / "state")}
-    worker = WorkerProcess(servers, topics, tmp_path, same_state)
-    worker.wait_ready()
-    producer, tail = Producer(servers), TopicTail(servers, [topics.usage])
-    accounts = [f"again-{n}" for n in range(30)]
-    for account in accounts:
-        producer.send(topics.hits, hit(account, "2026-03-01T10:00:00Z"), key=account)
-    producer.flush()
-    tail.wait_for("every account's usage", lambda: all(tail.records(topics.usage, a) for a in accounts), timeout=60)
-    assert worker.stop(signal.SIGTERM) == 0
 
     restarted = WorkerProcess(servers, topics, tmp_path, same_state)
     try:
         restarted.wait_ready()
+        assert "usage filter: 50 accounts restored" in restarted.log_path.read_text(errors="replace")
         for account in accounts:
             producer.send(topics.hits, hit(account, "2026-03-02T10:00:00Z"), key=account)
         producer.flush()
         wait("the later hits to be committed", lambda: group_lag(servers, topics.app_id, [topics.hits]) == 0)
         assert restarted.metric("usage_detector_evidence_dropped_total") == len(accounts)
-        assert "usage filter: 30 accounts restored" in restarted.log_path.read_text(errors="replace")
     finally:
         restarted.stop()
         producer.close()

@@ -19,7 +19,7 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import hit
-from tests.support.worker import TopicSet, WorkerProcess
+from tests.support.worker import WorkerProcess, unique_topics
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ def client_config(protocol: str, user: str, mechanism: str, ca_file: str | None 
 
 def run_hit_through(servers: str, env: dict[str, str], client: dict[str, Any], tmp_path: Path) -> WorkerProcess:
     """Start a worker, send it a hit, wait for the account's usage.state; returns the stopped worker."""
-    topics = TopicSet.unique()
+    topics = unique_topics()
     worker = WorkerProcess(servers, topics, tmp_path, env)
     try:
         worker.wait_ready()
@@ -115,7 +115,7 @@ def test_a_worker_with_the_right_credentials_processes_records(
 def test_wrong_credentials_stop_the_worker_at_once_with_a_clear_message(
     secure_broker: localkafka.BrokerInfo, tmp_path: Path, mechanism: str, user: str, password: str
 ) -> None:
-    worker = WorkerProcess(secure_broker.listener("SASL_PLAINTEXT"), TopicSet.unique(), tmp_path, worker_env("SASL_PLAINTEXT", user, password, mechanism))
+    worker = WorkerProcess(secure_broker.listener("SASL_PLAINTEXT"), unique_topics(), tmp_path, worker_env("SASL_PLAINTEXT", user, password, mechanism))
     try:
         code = worker.process.wait(timeout=FAIL_WITHIN_S)
     except subprocess.TimeoutExpired:
@@ -130,7 +130,7 @@ def test_wrong_credentials_stop_the_worker_at_once_with_a_clear_message(
 
 def test_tls_without_the_brokers_ca_fails_with_a_clear_message(secure_broker: localkafka.BrokerInfo, tmp_path: Path) -> None:
     env = {"USAGE_DETECTOR_KAFKA_SECURITY_PROTOCOL": "SSL"}  # no CA: the system's, which did not sign it
-    worker = WorkerProcess(secure_broker.listener("SSL"), TopicSet.unique(), tmp_path, env)
+    worker = WorkerProcess(secure_broker.listener("SSL"), unique_topics(), tmp_path, env)
     try:
         code = worker.process.wait(timeout=FAIL_WITHIN_S)
     except subprocess.TimeoutExpired:
@@ -143,7 +143,7 @@ def test_tls_without_the_brokers_ca_fails_with_a_clear_message(secure_broker: lo
 
 def test_plain_tls_with_the_ca_creates_the_topics(secure_broker: localkafka.BrokerInfo) -> None:
     """SSL without SASL, in-process: the admin client (kafka-python) and the access check (aiokafka)."""
-    topics = TopicSet.unique()
+    topics = unique_topics()
     settings = Settings(
         app_id=topics.app_id,
         topic_hits=topics.hits,

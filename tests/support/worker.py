@@ -4,65 +4,23 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from streams.workerpool import TopicSet, free_port
+
 TOKEN = "test-token"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class TopicSet:
-    """A unique set of topic names and app id, so tests never see each other's records."""
-
-    app_id: str
-    hits: str
-    capi: str
-    billing: str
-    usage: str
-    eligibility: str
-    dead_letter: str
-
-    @classmethod
-    def unique(cls) -> TopicSet:
-        tag = uuid.uuid4().hex[:8]
-        return cls(
-            app_id=f"test-{tag}",
-            hits=f"{tag}.tracking.hits",
-            capi=f"{tag}.capi.events",
-            billing=f"{tag}.billing.events",
-            usage=f"{tag}.usage.state",
-            eligibility=f"{tag}.refund.eligibility",
-            dead_letter=f"{tag}.usage.dead-letter",
-        )
-
-    def owns(self, topic: str) -> bool:
-        """The set's own topics, and the internal ones its workers create (`<app_id>-…`)."""
-        tag = self.app_id.removeprefix("test-")
-        return topic.startswith((f"{tag}.", f"{self.app_id}-"))
-
-    def env(self) -> dict[str, str]:
-        return {
-            "USAGE_DETECTOR_APP_ID": self.app_id,
-            "USAGE_DETECTOR_TOPIC_HITS": self.hits,
-            "USAGE_DETECTOR_TOPIC_CAPI": self.capi,
-            "USAGE_DETECTOR_TOPIC_BILLING": self.billing,
-            "USAGE_DETECTOR_TOPIC_USAGE": self.usage,
-            "USAGE_DETECTOR_TOPIC_ELIGIBILITY": self.eligibility,
-            "USAGE_DETECTOR_TOPIC_DEAD_LETTER": self.dead_letter,
-        }
+def unique_topics() -> TopicSet:
+    """Topics and an app id of its own, so tests never see each other's records."""
+    tag = uuid.uuid4().hex[:8]
+    return TopicSet.named(tag, app_id=f"test-{tag}")
 
 
 class WorkerProcess:

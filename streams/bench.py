@@ -10,8 +10,9 @@ One run, one broker, fresh topics and app ids (`bench-<tag>...`, deleted at the 
 3. lag        the same worker, fed at a steady half of rate 2: usage-start lag from the input
               record's timestamp to its `usage.state` record's, both LogAppendTime (the
               broker's clock);
-4. scale      per account count (10k, 100k, 1M): a fresh worker first learns every account,
-              then the steady-state throughput over those accounts, and its RSS;
+4. scale      per account count (10k, 100k, 1M): a fresh worker learns every account until
+              caught up, is stopped, the steady hits over those accounts are produced, and the
+              worker restarted on its state reads them: steady-state hits/s, and its RSS;
 5. restart    the largest scale worker is stopped, more records arrive, a new worker starts
               on the same state: time to healthy and to caught up.
 
@@ -708,11 +709,10 @@ class Bench:
         self.workers.append(worker)
         return worker
 
-    def prefill(self, topics: TopicSet, workload: Workload, what: str) -> float:
-        create_topics(self.servers, topics, self.o.partitions)
-        seconds = asyncio.run(produce(self.servers, topics.hits, workload.hit_records, self.progress, f"{what} hits"))
-        seconds += asyncio.run(produce(self.servers, topics.billing, workload.billing, self.progress, f"{what} billing"))
-        self.progress.done(f"{what}: {human(workload.total)} records produced in {seconds:.1f}s")
+    def prefill(self, topics: TopicSet, what: str, hits: list[tuple[bytes, bytes]], billing: list[tuple[bytes, bytes]]) -> float:
+        seconds = asyncio.run(produce(self.servers, topics.hits, hits, self.progress, f"{what} hits"))
+        seconds += asyncio.run(produce(self.servers, topics.billing, billing, self.progress, f"{what} billing"))
+        self.progress.done(f"{what}: {human(len(hits) + len(billing))} records produced in {seconds:.1f}s")
         return seconds
 
     # 1, 2, 3 ------------------------------------------------------------------------------------
@@ -722,7 +722,8 @@ class Bench:
         topics = fresh_topics(self.tag, "tp")
         self.progress.done(f"throughput: generating {human(o.hits)} hits over {human(o.accounts)} accounts")
         workload = Workload(accounts=o.accounts, hits=o.hits, seed=11).build()
-        self.prefill(topics, workload, "throughput")
+        create_topics(self.servers, topics, o.partitions)
+        self.prefill(topics, "throughput", workload.hit_records, workload.billing)
         self.results["workload"] = {
             "hits": len(workload.hit_records),
             "billing_events": len(workload.billing),
@@ -877,14 +878,19 @@ class Bench:
             self.progress.done(f"{what}: generating {human(accounts)} accounts + {human(o.scale_hits)} steady hits")
             topics = fresh_topics(self.tag, f"s{accounts}")
             workload = Workload(accounts=accounts, hits=o.scale_hits, seed=accounts, warm=True, trial_share=o.scale_trial_share).build()
-            self.prefill(topics, workload, what)
+            warm = workload.warm_hits + len(workload.billing)
+            span = workload.measured_hits
+            create_topics(self.servers, topics, o.partitions)
+            # Learning first (every account's first hit, the billing), until the worker has caught
+            # up on its internal topics too; only then the steady hits arrive, so that they are
+            # measured alone, not beside the tail of the learning.
+            self.prefill(topics, f"{what} learning", workload.hit_records[: workload.warm_hits], workload.billing)
             state_dir = self.workdir / f"scale-{accounts}-state"
             worker = self.worker(topics, state_dir)
             worker.wait_healthy()
             idle_rss = worker.rss()
             watch = GroupWatch(self.servers, topics)
             profiler: list[subprocess.Popen[bytes] | None] = []
-            span = workload.measured_hits
 
             def profile_steady(done: int) -> None:
                 # The steady part's profile: from when the worker has learnt every account.
@@ -893,6 +899,11 @@ class Bench:
                     profiler.append(start_profile(worker.pid, seconds, self.profile_path(f"scale-{accounts}")))
 
             try:
+                learnt_in = wait_caught_up(watch, worker, self.progress, f"{what} learning", o.timeout, max_rss=o.max_rss)
+                worker.stop()
+                self.prefill(topics, f"{what} steady", workload.hit_records[workload.warm_hits :], [])
+                worker = self.worker(topics, state_dir)  # the same state: it knows every account
+                worker.wait_healthy(timeout=o.timeout)
                 caught = wait_caught_up(watch, worker, self.progress, what, o.timeout, profile_steady, o.max_rss)
             except RssLimit as exc:
                 # Stopped before learning every account: report how far it got and the memory slope.
@@ -919,18 +930,17 @@ class Bench:
             if profiler and profiler[0] is not None:
                 profiler[0].wait()
                 self.record_profile(f"scale-{accounts}")
-            # Steady state: the measured hits, after the warm-up that taught the worker every account.
-            warm = workload.warm_hits + len(workload.billing)
+            # Steady state: the measured hits, after the learning that taught the worker every account.
             steady = caught.rate_between(warm + int(span * 0.1), warm + int(span * 0.9))
             rss = worker.rss()
             row = {
                 "accounts": accounts,
                 "warm_records": warm,
-                "warm_seconds": caught.time_at(warm),
+                "warm_seconds": learnt_in.seconds,
                 "steady_hits": span,
                 "hits_per_s": steady,
                 "cpu_us_per_hit": caught.cpu_per_record_between(warm + int(span * 0.1), warm + int(span * 0.9))
-                or caught.cpu[-1] / workload.total * 1e6,  # a window too short for the CPU clock: all of it
+                or caught.cpu[-1] / span * 1e6,  # a window too short for the CPU clock: all of it
                 "records_per_s_overall": workload.total / caught.seconds,
                 "rss_bytes": rss,
                 "idle_rss_bytes": idle_rss,

@@ -36,7 +36,6 @@ from policy.abuse import judge
 from policy.account import evidence_order
 from policy.translate import Translator
 from streams.dead_letter import dead_letter
-from streams.fast_lane import FastLane
 from streams.hit_gate import DominatedHits
 from streams.metrics import Metrics, TableCensus
 from streams.settings import Settings
@@ -81,7 +80,6 @@ class Pipeline:
     accounts: faust.Table
     signals: faust.Table
     topics: TopicNames
-    fast_lane: FastLane
 
 
 def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipeline:
@@ -117,8 +115,7 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
             message = event.message
             consumed[message.topic].inc()
             # The firehose: a valid hit of an account whose usage already started earlier is
-            # dropped, checked without pydantic (most are dropped before reaching this agent, by
-            # the consumer's fast lane); anything else takes the full decode.
+            # dropped here, checked without pydantic; anything else takes the full decode.
             if message.topic == hits_topic and dominated(event.value):
                 metrics.dominated.inc()
                 continue
@@ -196,13 +193,7 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
         except Exception:  # a rebalance may close a partition's store mid-walk: count next time
             log.warning("table census interrupted; the next one follows in %.0fs", settings.census_interval_s, exc_info=True)
 
-    hits_consumed = consumed[hits_topic]
-
-    def count_drop() -> None:
-        hits_consumed.inc()
-        metrics.dominated.inc()
-
-    return Pipeline(accounts=accounts, signals=signals, topics=names, fast_lane=FastLane(hits_topic, dominated, count_drop))
+    return Pipeline(accounts=accounts, signals=signals, topics=names)
 
 
 def keep_usage_filter(app: faust.App, forwarded: EarliestForwarded, path: Path) -> None:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import faust
 
-from streams import fast_lane
 from streams.agents import Pipeline, build_pipeline
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
@@ -54,6 +53,5 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
     )
     metrics = Metrics()
     pipeline = build_pipeline(app, settings, metrics)
-    fast_lane.install(app, pipeline.fast_lane)
     register_views(app, settings, pipeline.accounts, metrics, watch_broker(app, bootstrap_servers))
     return Detector(app=app, pipeline=pipeline, metrics=metrics)

@@ -26,6 +26,12 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def internal_topics(app_id: str) -> tuple[str, str]:
+    """The app's own topics: every input re-keyed by account_id (co-partitioned with the
+    accounts table), and trial signals keyed by digest (one worker judges each signal)."""
+    return (f"{app_id}-account-events", f"{app_id}-signal-claims")
+
+
 @dataclass(frozen=True)
 class TopicNames:
     hits: str
@@ -46,10 +52,8 @@ class TopicNames:
             usage=settings.topic_usage,
             eligibility=settings.topic_eligibility,
             dead_letter=settings.topic_dead_letter,
-            # Internal: every input re-keyed by account_id, co-partitioned with the accounts table.
-            account_events=f"{settings.app_id}-account-events",
-            # Internal: trial signals keyed by their digest, so one worker judges each signal.
-            signal_claims=f"{settings.app_id}-signal-claims",
+            account_events=internal_topics(settings.app_id)[0],
+            signal_claims=internal_topics(settings.app_id)[1],
         )
 
     @property

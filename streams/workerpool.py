@@ -20,6 +20,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.settings import Settings
+from streams.topics import internal_topics
 
 
 def free_port() -> int:
@@ -60,7 +61,7 @@ class TopicSet:
 
     @property
     def internal(self) -> tuple[str, str]:
-        return (f"{self.app_id}-account-events", f"{self.app_id}-signal-claims")
+        return internal_topics(self.app_id)
 
     def owns(self, topic: str) -> bool:
         """The set's own topics, and the internal ones its workers create (`<app_id>-…`)."""

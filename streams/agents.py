@@ -33,7 +33,6 @@ from models.outputs import UsageState
 from models.state import AccountState
 from policy import apply
 from policy.abuse import judge
-from policy.account import evidence_order
 from policy.translate import Translator
 from streams.dead_letter import dead_letter
 from streams.hit_gate import DominatedHits
@@ -48,7 +47,6 @@ HITS = TypeAdapter(TrackingHit)
 CAPI = TypeAdapter(ConversionApiEvent)
 BILLING = TypeAdapter(BillingEvent)
 ACCOUNT_EVENT = TypeAdapter(AccountEvent)
-USAGE_FILTER_SAVE_EVERY_S = 60.0
 
 
 def now_ms() -> int:
@@ -102,7 +100,9 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
         names.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
     }
     forwarded = EarliestForwarded(settings.usage_filter_accounts)
-    keep_usage_filter(app, forwarded, settings.state_dir / f"{settings.app_id}-usage-filter.json")
+    keep_usage_filter(
+        app, forwarded, settings.state_dir / f"{settings.app_id}-usage-filter.json", settings.usage_filter_save_interval_s
+    )
     dominated = DominatedHits(forwarded, limit)
     consumed = {topic: metrics.consumed.labels(topic) for topic in names.inputs}
     hits_topic = names.hits
@@ -134,9 +134,7 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
                 await dead_letters.send(key=event.key, value=encode(letter))
                 metrics.dead_letters.labels(message.topic, error.code).inc()
                 continue
-            if isinstance(record, UsageObserved) and not forwarded.admit(
-                record.account_id, evidence_order(record.evidence)
-            ):
+            if isinstance(record, UsageObserved) and not forwarded.admit(record.account_id, record.evidence.received_at):
                 metrics.dominated.inc()
                 continue
             await account_events.send(key=record.account_id.encode(), value=encode(record))
@@ -196,14 +194,14 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
     return Pipeline(accounts=accounts, signals=signals, topics=names)
 
 
-def keep_usage_filter(app: faust.App, forwarded: EarliestForwarded, path: Path) -> None:
-    """Load the filter a previous run saved; save it every minute and when the worker stops."""
+def keep_usage_filter(app: faust.App, forwarded: EarliestForwarded, path: Path, every_s: float) -> None:
+    """Load the filter a previous run saved; save it every `every_s` and when the worker stops."""
     restored = usage_filter.load(path)
     forwarded.restore(restored)
     if restored:
         log.info("usage filter: %d accounts restored from %s", len(forwarded), path)
 
-    @app.timer(USAGE_FILTER_SAVE_EVERY_S, name="save-usage-filter")
+    @app.timer(every_s, name="save-usage-filter")
     async def save_usage_filter() -> None:
         await asyncio.to_thread(usage_filter.save, path, forwarded.snapshot())
 

@@ -12,7 +12,8 @@ One run, one broker, fresh topics and app ids (`bench-<tag>...`, deleted at the 
               broker's clock);
 4. scale      per account count (10k, 100k, 1M): a fresh worker learns every account until
               caught up, is stopped, the steady hits over those accounts are produced, and the
-              worker restarted on its state reads them: steady-state hits/s, and its RSS;
+              worker restarted on its state reads them: steady-state hits/s, and its RSS
+              (every point's steady hits hold as many usage starts: the smallest point's);
 5. restart    the largest scale worker is stopped, more records arrive, a new worker starts
               on the same state: time to healthy and to caught up.
 
@@ -203,8 +204,9 @@ class Workload:
     """What one topic set is pre-filled with.
 
     `accounts` accounts: `trial_share` of them are trial accounts (trial_started with an
-    identity, then charged for the trial); half of those start using the product during the
-    run (their first hit comes at a random point, a few more follow), the other half never do.
+    identity, then charged for the trial); half of those (or `starting` of them) start using the
+    product during the run (their first hit comes at a random point, a few more follow), the
+    others never do.
     The others are established accounts, sending `hits` hits with a skewed activity (a few
     busy, many quiet). With `warm`, every established account's first hit comes before them,
     so the measured hits run against a detector that knows every account.
@@ -215,6 +217,7 @@ class Workload:
     seed: int = 1
     trial_share: float = 0.1
     warm: bool = False
+    starting: int | None = None
     hit_records: list[tuple[bytes, bytes]] = field(default_factory=list)
     billing: list[tuple[bytes, bytes]] = field(default_factory=list)
     warm_hits: int = 0
@@ -240,7 +243,7 @@ class Workload:
         # Positions in the measured stream: established accounts' hits, skewed towards low numbers,
         # and each starting trial account's hits from a random point on.
         slots: list[tuple[float, int]] = []
-        starters = list(range(established, self.accounts, 2))
+        starters = list(range(established, self.accounts, 2))[: self.starting]
         self.starters = len(starters)
         per_starter = 5
         steady = max(0, self.hits - per_starter * len(starters))
@@ -379,7 +382,6 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
     Sends are left out (only usage starts and dead letters send)."""
     from models.codec import decode
     from models.errors import InvalidRecord
-    from policy.account import evidence_order
     from policy.translate import Translator
     from streams.agents import BILLING, CAPI, HITS
     from streams.hit_gate import DominatedHits
@@ -403,7 +405,7 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
         except InvalidRecord as error:
             return error
         evidence = getattr(record, "evidence", None)
-        return forwarded.admit(record.account_id, evidence_order(evidence)) if evidence is not None else record
+        return forwarded.admit(record.account_id, evidence.received_at) if evidence is not None else record
 
     return handle
 
@@ -873,11 +875,16 @@ class Bench:
         o = self.o
         rows = []
         largest = max(o.scale_accounts)
+        # Every point gets as many steady hits with as many usage starts among them (those of the
+        # smallest point): the points then differ only in how many accounts the worker knows.
+        starting = (max(1, int(min(o.scale_accounts) * o.scale_trial_share)) + 1) // 2
         for accounts in sorted(o.scale_accounts):
             what = f"scale {human(accounts)}"
             self.progress.done(f"{what}: generating {human(accounts)} accounts + {human(o.scale_hits)} steady hits")
             topics = fresh_topics(self.tag, f"s{accounts}")
-            workload = Workload(accounts=accounts, hits=o.scale_hits, seed=accounts, warm=True, trial_share=o.scale_trial_share).build()
+            workload = Workload(
+                accounts=accounts, hits=o.scale_hits, seed=accounts, warm=True, trial_share=o.scale_trial_share, starting=starting
+            ).build()
             warm = workload.warm_hits + len(workload.billing)
             span = workload.measured_hits
             create_topics(self.servers, topics, o.partitions)
@@ -938,6 +945,7 @@ class Bench:
                 "warm_records": warm,
                 "warm_seconds": learnt_in.seconds,
                 "steady_hits": span,
+                "usage_starts": workload.starters,
                 "hits_per_s": steady,
                 "cpu_us_per_hit": caught.cpu_per_record_between(warm + int(span * 0.1), warm + int(span * 0.9))
                 or caught.cpu[-1] / span * 1e6,  # a window too short for the CPU clock: all of it

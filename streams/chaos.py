@@ -212,7 +212,7 @@ def log(message: str) -> None:
 class Chaos:
     def __init__(self, settings: Settings, servers: str, args: argparse.Namespace, workdir: Path) -> None:
         self.settings, self.servers, self.args = settings, servers, args
-        self.pool = WorkerPool(settings, servers, workdir)
+        self.pool = WorkerPool(settings, servers, workdir, reuse_state=args.reuse_state)
         self.report = Report(seed=args.seed)
         self.rng = random.Random(args.seed)
         self.produced = 0
@@ -380,6 +380,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--rate", type=float, default=8000.0, help="records produced per second")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--settle-timeout", type=float, default=900.0, help="seconds to wait for catching up at the end")
+    parser.add_argument("--reuse-state", action="store_true",
+                        help="start each new worker on the state folder of one that stopped (a restarted machine), "
+                             "not a fresh one (a replacement machine)")
     parser.add_argument("--workdir", help="worker logs and state (default: a new temporary folder)")
     parser.add_argument("--output", help="write the report as JSON here")
     parser.set_defaults(run=run_chaos)

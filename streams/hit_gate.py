@@ -83,4 +83,4 @@ class DominatedHits:
         if type(account_id) is not str:
             return False
         received_at = valid_hit_received_at(obj)
-        return received_at is not None and self._dominates(account_id, (received_at, "tracking_tag", obj["hit_id"]))
+        return received_at is not None and self._dominates(account_id, received_at)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     usage_filter_accounts: int = Field(
         1_000_000, ge=0, description="accounts whose usage start each worker remembers to drop later hits early"
     )
+    usage_filter_save_interval_s: float = Field(
+        60.0, gt=0, description="how often the usage filter is saved in the state dir (also saved on stop)"
+    )
     store: Literal["rocksdb", "memory"] = Field(
         "rocksdb",
         description="where tables live: rocksdb (files in state_dir, bounded memory, quick restarts) or memory",

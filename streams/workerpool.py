@@ -95,28 +95,41 @@ class WorkerPool:
     settings: Settings
     bootstrap_servers: str
     workdir: Path
+    # A new worker starts on the state folder of one that stopped (as a restarted machine would,
+    # on its volume) rather than on a fresh one (a replacement machine).
+    reuse_state: bool = False
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: int = 0
+    state_of: dict[int, Path] = field(default_factory=dict)  # by pid
+    vacant_states: list[Path] = field(default_factory=list)
 
     def start(self) -> subprocess.Popen[bytes]:
-        """A new worker with its own port and state folder (as a replacement machine would have)."""
+        """A new worker with its own port, and its own state folder (see `reuse_state`)."""
         self.started += 1
         port = free_port()
+        state = self.vacant_states.pop(0) if self.vacant_states else self.workdir / f"state-{self.started}"
         env = {
             **os.environ,
             **settings_env(self.settings, self.bootstrap_servers),
             "USAGE_DETECTOR_WEB_PORT": str(port),
-            "USAGE_DETECTOR_STATE_DIR": str(self.workdir / f"state-{self.started}"),
+            "USAGE_DETECTOR_STATE_DIR": str(state),
         }
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / f"worker-{self.started}.log", "wb") as log:
             command = [str(Path(sys.executable).with_name("usage-detector")), "worker"]
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
+        self.state_of[process.pid] = state
         return process
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
-        self.processes = [p for p in self.processes if p.poll() is None]
+        running = []
+        for process in self.processes:
+            if process.poll() is None:
+                running.append(process)
+            elif self.reuse_state:  # it exited: its files (and RocksDB's locks) are free again
+                self.vacant_states.append(self.state_of[process.pid])
+        self.processes = running
         return self.processes
 
     def kill(self, process: subprocess.Popen[bytes], sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:

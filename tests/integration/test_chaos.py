@@ -12,18 +12,21 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_nothing_is_lost_or_conflicting_across_kills_and_rebalances(bootstrap_servers: str, tmp_path: Path) -> None:
+def run_chaos(bootstrap_servers: str, tmp_path: Path, *options: str) -> tuple[dict, subprocess.CompletedProcess[str]]:
     report_path = tmp_path / "chaos.json"
     command = [
         str(Path(sys.executable).with_name("usage-detector")), "chaos",
         "--kafka-bootstrap-servers", bootstrap_servers,
         "--records", "8000", "--accounts", "400", "--kills", "3", "--broker-restarts", "0",
-        "--rate", "1500", "--seed", "11", "--settle-timeout", "240",
-        "--workdir", str(tmp_path / "workers"), "--output", str(report_path),
+        "--rate", "1500", "--settle-timeout", "240",
+        "--workdir", str(tmp_path / "workers"), "--output", str(report_path), *options,
     ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=420)
     assert report_path.exists(), finished.stdout[-3000:] + finished.stderr[-3000:]
-    report = json.loads(report_path.read_text())
+    return json.loads(report_path.read_text()), finished
+
+
+def assert_nothing_lost(report: dict, finished: subprocess.CompletedProcess[str]) -> None:
     assert report["caught_up"], finished.stdout[-3000:]
     assert report["kills"] == 3 and report["rebalances"] >= 5
     assert report["bad_records"] > 0 and report["dead_letters_expected"] == report["bad_records"]
@@ -31,3 +34,16 @@ def test_nothing_is_lost_or_conflicting_across_kills_and_rebalances(bootstrap_se
     assert (report["dead_letters_missing"], report["dead_letters_unexpected"]) == (0, 0)
     assert finished.returncode == 0 and report["ok"]
 
+
+def test_nothing_is_lost_or_conflicting_across_kills_and_rebalances(bootstrap_servers: str, tmp_path: Path) -> None:
+    assert_nothing_lost(*run_chaos(bootstrap_servers, tmp_path, "--seed", "11"))
+
+
+def test_nothing_is_lost_when_killed_workers_restart_on_their_state(bootstrap_servers: str, tmp_path: Path) -> None:
+    """Replacements reopen the RocksDB tables (and any usage filter) a killed worker left behind."""
+    report, finished = run_chaos(
+        bootstrap_servers, tmp_path, "--seed", "12", "--reuse-state", "--usage-filter-save-interval-s", "0.5"
+    )
+    assert_nothing_lost(report, finished)
+    state_folders = list((tmp_path / "workers").glob("state-*"))
+    assert len(state_folders) < report["worker_starts"], "no worker started on a state folder left by another"

@@ -9,13 +9,15 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from localkafka import broker as local_broker
-from streams.workerpool import group_lag
+from streams import usage_filter
+from streams.workerpool import TopicSet, group_lag
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import hit
 from tests.support.worker import WorkerProcess, unique_topics
@@ -93,35 +95,92 @@ def test_a_worker_started_before_its_broker_waits_for_it(own_broker: tuple[str, 
         worker.stop()
 
 
+@dataclass
+class Scene:
+    """A worker on a state folder that outlives it, and the accounts whose usage it has seen start."""
+
+    servers: str
+    tmp_path: Path
+    topics: TopicSet
+    env: dict[str, str]
+    accounts: list[str]
+    producer: Producer
+    tail: TopicTail
+
+    def send_hits(self, received_at: str, accounts: list[str] | None = None) -> None:
+        for account in self.accounts if accounts is None else accounts:
+            self.producer.send(self.topics.hits, hit(account, received_at), key=account)
+        self.producer.flush()
+
+    def worker(self) -> WorkerProcess:
+        started = WorkerProcess(self.servers, self.topics, self.tmp_path, self.env)
+        started.wait_ready()
+        return started
+
+    def close(self) -> None:
+        self.producer.close()
+        self.tail.close()
+
+
+def scene_with_usage(servers: str, tmp_path: Path, prefix: str, count: int, **env: str) -> tuple[Scene, WorkerProcess]:
+    topics = unique_topics()
+    scene = Scene(
+        servers, tmp_path, topics, {"USAGE_DETECTOR_STATE_DIR": str(tmp_path / "state"), **env},
+        [f"{prefix}-{n}" for n in range(count)], Producer(servers), TopicTail(servers, [topics.usage]),
+    )  # fmt: skip
+    worker = scene.worker()
+    scene.send_hits("2026-03-01T10:00:00Z")
+    scene.tail.wait_for("every account's usage", lambda: all(scene.tail.records(topics.usage, a) for a in scene.accounts), 60)
+    return scene, worker
+
+
 def test_sigterm_commits_everything_and_the_restarted_worker_still_knows_which_hits_change_nothing(
     own_broker: tuple[str, Path], tmp_path: Path
 ) -> None:
     """A clean stop commits every offset and saves the usage filter; a restart restores it."""
     servers, _ = own_broker
     local_broker.start()
-    topics = unique_topics()
-    same_state = {"USAGE_DETECTOR_STATE_DIR": str(tmp_path / "state")}
-    worker = WorkerProcess(servers, topics, tmp_path, same_state)
-    worker.wait_ready()
-    producer, tail = Producer(servers), TopicTail(servers, [topics.usage])
-    accounts = [f"term-{n}" for n in range(50)]
-    for account in accounts:
-        producer.send(topics.hits, hit(account, "2026-03-01T10:00:00Z"), key=account)
-    producer.flush()
-    tail.wait_for("every account's usage", lambda: all(tail.records(topics.usage, a) for a in accounts), timeout=60)
+    scene, worker = scene_with_usage(servers, tmp_path, "term", 50)
     assert worker.stop(signal.SIGTERM) == 0
-    assert group_lag(servers, topics.app_id, [topics.hits, f"{topics.app_id}-account-events"]) == 0
+    assert group_lag(servers, scene.topics.app_id, [scene.topics.hits, f"{scene.topics.app_id}-account-events"]) == 0
 
-    restarted = WorkerProcess(servers, topics, tmp_path, same_state)
+    restarted = scene.worker()
     try:
-        restarted.wait_ready()
         assert "usage filter: 50 accounts restored" in restarted.log_path.read_text(errors="replace")
-        for account in accounts:
-            producer.send(topics.hits, hit(account, "2026-03-02T10:00:00Z"), key=account)
-        producer.flush()
-        wait("the later hits to be committed", lambda: group_lag(servers, topics.app_id, [topics.hits]) == 0)
-        assert restarted.metric("usage_detector_evidence_dropped_total") == len(accounts)
+        scene.send_hits("2026-03-02T10:00:00Z")
+        wait("the later hits to be committed", lambda: group_lag(servers, scene.topics.app_id, [scene.topics.hits]) == 0)
+        assert restarted.metric("usage_detector_evidence_dropped_total") == 50
     finally:
         restarted.stop()
-        producer.close()
-        tail.close()
+        scene.close()
+
+
+def test_a_sigkilled_worker_restarted_on_its_state_restores_the_filter_it_saved_last(
+    own_broker: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A filter saved before a kill still drops only strictly later hits; earlier evidence gets through."""
+    servers, _ = own_broker
+    local_broker.start()
+    scene, worker = scene_with_usage(servers, tmp_path, "kill", 30, USAGE_DETECTOR_USAGE_FILTER_SAVE_INTERVAL_S="0.5")
+    saved = tmp_path / "state" / f"{scene.topics.app_id}-usage-filter.json"
+    wait("the filter to be saved with every account", lambda: len(usage_filter.load(saved)) == 30)
+    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    restarted = scene.worker()
+    try:
+        assert "usage filter: 30 accounts restored" in restarted.log_path.read_text(errors="replace")
+        scene.send_hits("2026-03-02T10:00:00Z")
+        scene.send_hits("2026-02-28T10:00:00Z", ["kill-0"])  # earlier: must get through
+        wait("the later hits to be committed", lambda: group_lag(servers, scene.topics.app_id, [scene.topics.hits]) == 0)
+        usage = scene.tail.records
+        scene.tail.wait_for(
+            "kill-0's usage to move earlier",
+            lambda: usage(scene.topics.usage, "kill-0")[-1].value["usage_started_at"] == "2026-02-28T10:00:00.000Z",
+            timeout=60,
+        )
+        assert restarted.metric("usage_detector_evidence_dropped_total") == 30
+        for account in scene.accounts[1:]:
+            assert usage(scene.topics.usage, account)[-1].value["usage_started_at"] == "2026-03-01T10:00:00.000Z"
+    finally:
+        restarted.stop()
+        scene.close()

@@ -25,6 +25,20 @@ def test_workload_hits_are_realistic_and_valid() -> None:
     assert {orjson.loads(v)["type"] for _, v in workload.billing} == {"trial_started", "charged"}
 
 
+def test_usage_starts_among_the_measured_hits_can_be_fixed_whatever_the_accounts() -> None:
+    def trial_accounts_with_hits(workload: Workload) -> set[str]:
+        measured = workload.hit_records[workload.warm_hits :]
+        trial_accounts = {key for key, _ in workload.billing}
+        return {key.decode() for key, _ in measured if key in trial_accounts}
+
+    small = Workload(accounts=1_000, hits=3_000, seed=1, warm=True, trial_share=0.01).build()
+    large = Workload(accounts=20_000, hits=3_000, seed=2, warm=True, trial_share=0.01, starting=small.starters).build()
+    assert small.starters == 5 and len(trial_accounts_with_hits(small)) == 5
+    assert large.starters == 5 and len(trial_accounts_with_hits(large)) == 5
+    assert large.measured_hits == small.measured_hits == 3_000
+    assert Workload(accounts=20_000, hits=3_000, seed=2, warm=True, trial_share=0.01).build().starters == 100
+
+
 def test_profile_summary_shares(tmp_path: Path) -> None:
     collapsed = tmp_path / "p.txt"
     collapsed.write_text("main (a.py:1);work (a.py:5) 3\nmain (a.py:1);idle (b.py:2) 1\n")

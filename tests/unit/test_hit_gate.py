@@ -89,23 +89,25 @@ def test_anything_odd_goes_to_the_full_decode(value: bytes | None) -> None:
 
 def test_only_an_account_admitted_before_can_dominate() -> None:
     seen = EarliestForwarded(capacity=10)
-    assert not seen.dominates("a", (100, "tracking_tag", "h1"))
-    assert seen.admit("a", (100, "tracking_tag", "h1"))
-    assert seen.dominates("a", (100, "tracking_tag", "h1")) and seen.dominates("a", (200, "tracking_tag", "h0"))
-    assert not seen.dominates("a", (99, "tracking_tag", "h9"))
+    assert not seen.dominates("a", 200)
+    assert seen.admit("a", 100)
+    assert seen.dominates("a", 200) and seen.dominates("a", 101)
+    assert not seen.dominates("a", 100) and not seen.dominates("a", 99)
+    assert not seen.dominates("b", 200)
     assert len(seen) == 1  # asking learns nothing
 
 
 def test_a_hit_is_dropped_only_when_valid_and_dominated() -> None:
     seen = EarliestForwarded(capacity=10)
     dominated = DominatedHits(seen, LIMIT)
-    seen.admit("a", (1_000, "tracking_tag", "h1"))
+    seen.admit("a", 1_000)
 
     def value(**fields: Any) -> bytes:
         return orjson.dumps({"hit_id": "h2", "account_id": "a", "received_at": 2_000, **fields})
 
     assert dominated(value())
     assert not dominated(value(received_at=999))  # earlier: it moves the usage start
+    assert not dominated(value(received_at=1_000))  # a tie: its id may sort first; the account decides
     assert not dominated(value(account_id="b"))  # never admitted
     assert not dominated(value(received_at="tomorrow"))  # invalid: the full decode dead-letters it
     assert not dominated(value(hit_id=""))

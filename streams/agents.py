@@ -161,9 +161,15 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
                     metrics.usage_start_lag.observe((now_ms() - record.usage_started_at) / 1000)
             for claim in step.claims:
                 await signal_claims.send(key=claim.signal.digest.encode(), value=encode(claim))
+            # Saved even when unchanged. A worker killed after its local RocksDB got a write but
+            # before the changelog did, restarted on the same state dir, is ahead of the changelog:
+            # the event, read again, changes nothing there, and only this write repairs the
+            # changelog, which every other worker recovers from.
             if step.state is not state:
                 accounts[key] = encode(step.state)
                 record_transition(metrics, state, step.state)
+            elif stored is not None:
+                accounts[key] = stored
             if step.records:
                 metrics.publish_latency.observe(max(0.0, time.time() - message_event.message.timestamp))
 
@@ -180,6 +186,8 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
                 await account_events.send(key=verdict.account_id.encode(), value=encode(verdict))
             if after is not state:
                 signals[key] = encode(after)
+            elif stored is not None:  # saved even when unchanged, as in process-accounts
+                signals[key] = stored
 
     census = TableCensus({"accounts": accounts, "signals": signals})
     metrics.watch(lambda: consumer_lag(app), census)

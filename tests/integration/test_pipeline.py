@@ -14,6 +14,7 @@ from kafka.admin import KafkaAdminClient
 
 from streams.workerpool import group_lag
 from tests.integration.conftest import INPUT_PARTITIONS, Detector
+from tests.support.kafka import TopicTail
 from tests.support.records import billing, cancellation, capi, charge, hit, refund, trial
 from tests.support.worker import TOKEN
 
@@ -156,6 +157,26 @@ def test_duplicate_billing_events_have_the_effect_of_one(detector: Detector) -> 
     # trial (no_charge) -> charged (eligible) -> refunded -> renewal (ineligible): four changes, no more.
     assert sorted(by_version) == [1, 2, 3, 4]
     assert record["version"] == 4
+
+
+def test_an_event_that_changes_nothing_still_saves_the_account_to_the_changelog(detector: Detector) -> None:
+    """The repair for a worker restarted on a local store ahead of the changelog (see process-accounts)."""
+    account = new_account()
+    started = trial(account, T0)
+    changelog = TopicTail(detector.bootstrap_servers, [f"{detector.topics.app_id}-accounts-changelog"])
+    try:
+        publish(detector, [("billing", started)])
+        wait_eligibility(detector, account, "no_charge", [])
+        saved = lambda: changelog.records(f"{detector.topics.app_id}-accounts-changelog", account)  # noqa: E731
+        first = changelog.wait_for("the account in the changelog", saved)
+        publish(detector, [("billing", started)])  # the very same event: nothing changes
+        again = changelog.wait_for("the account saved again", lambda: len(saved()) > len(first) and saved())
+        assert again[-1].value == first[-1].value
+        published = lambda: detector.tail.records(detector.topics.eligibility, account)  # noqa: E731
+        detector.tail.wait_for("the decision republished", lambda: len(published()) == 2)
+        assert published()[0].value == published()[1].value
+    finally:
+        changelog.close()
 
 
 @pytest.mark.parametrize("key", [None, b"someone-else", b"\xff\xfe"], ids=["null-key", "other-account", "non-utf8"])

@@ -26,8 +26,16 @@ def run_chaos(bootstrap_servers: str, tmp_path: Path, *options: str) -> tuple[di
     return json.loads(report_path.read_text()), finished
 
 
-def assert_nothing_lost(report: dict, finished: subprocess.CompletedProcess[str]) -> None:
-    assert report["caught_up"], finished.stdout[-3000:]
+def worker_log_tails(workdir: Path, lines: int = 25) -> str:
+    """What each worker said last: why the group did not catch up, when it did not."""
+    return "\n".join(
+        f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        for log in sorted(workdir.glob("worker-*.log"))
+    )
+
+
+def assert_nothing_lost(report: dict, finished: subprocess.CompletedProcess[str], workdir: Path) -> None:
+    assert report["caught_up"], finished.stdout[-2000:] + "\n" + worker_log_tails(workdir)
     assert report["kills"] == 3 and report["rebalances"] >= 5
     assert report["bad_records"] > 0 and report["dead_letters_expected"] == report["bad_records"]
     assert (report["lost"], report["conflicting"], report["mismatched"]) == (0, 0, 0), report["examples"]
@@ -36,7 +44,7 @@ def assert_nothing_lost(report: dict, finished: subprocess.CompletedProcess[str]
 
 
 def test_nothing_is_lost_or_conflicting_across_kills_and_rebalances(bootstrap_servers: str, tmp_path: Path) -> None:
-    assert_nothing_lost(*run_chaos(bootstrap_servers, tmp_path, "--seed", "11"))
+    assert_nothing_lost(*run_chaos(bootstrap_servers, tmp_path, "--seed", "11"), tmp_path / "workers")
 
 
 def test_nothing_is_lost_when_killed_workers_restart_on_their_state(bootstrap_servers: str, tmp_path: Path) -> None:
@@ -44,6 +52,6 @@ def test_nothing_is_lost_when_killed_workers_restart_on_their_state(bootstrap_se
     report, finished = run_chaos(
         bootstrap_servers, tmp_path, "--seed", "12", "--reuse-state", "--usage-filter-save-interval-s", "0.5"
     )
-    assert_nothing_lost(report, finished)
+    assert_nothing_lost(report, finished, tmp_path / "workers")
     state_folders = list((tmp_path / "workers").glob("state-*"))
     assert len(state_folders) < report["worker_starts"], "no worker started on a state folder left by another"

@@ -876,8 +876,8 @@ class Bench:
         rows = []
         largest = max(o.scale_accounts)
         # Every point gets as many steady hits with as many usage starts among them (those of the
-        # smallest point): the points then differ only in how many accounts the worker knows.
-        starting = (max(1, int(min(o.scale_accounts) * o.scale_trial_share)) + 1) // 2
+        # smallest point, built first): the points differ only in how many accounts the worker knows.
+        starting: int | None = None
         for accounts in sorted(o.scale_accounts):
             what = f"scale {human(accounts)}"
             self.progress.done(f"{what}: generating {human(accounts)} accounts + {human(o.scale_hits)} steady hits")
@@ -885,6 +885,7 @@ class Bench:
             workload = Workload(
                 accounts=accounts, hits=o.scale_hits, seed=accounts, warm=True, trial_share=o.scale_trial_share, starting=starting
             ).build()
+            starting = workload.starters
             warm = workload.warm_hits + len(workload.billing)
             span = workload.measured_hits
             create_topics(self.servers, topics, o.partitions)

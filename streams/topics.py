@@ -45,6 +45,7 @@ class TopicNames:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicNames:
+        account_events, signal_claims = internal_topics(settings.app_id)
         return cls(
             hits=settings.topic_hits,
             capi=settings.topic_capi,
@@ -52,8 +53,8 @@ class TopicNames:
             usage=settings.topic_usage,
             eligibility=settings.topic_eligibility,
             dead_letter=settings.topic_dead_letter,
-            account_events=internal_topics(settings.app_id)[0],
-            signal_claims=internal_topics(settings.app_id)[1],
+            account_events=account_events,
+            signal_claims=signal_claims,
         )
 
     @property

@@ -127,8 +127,10 @@ class WorkerPool:
         for process in self.processes:
             if process.poll() is None:
                 running.append(process)
-            elif self.reuse_state:  # it exited: its files (and RocksDB's locks) are free again
-                self.vacant_states.append(self.state_of[process.pid])
+                continue
+            state = self.state_of.pop(process.pid)
+            if self.reuse_state:  # it exited: its files (and RocksDB's locks) are free again
+                self.vacant_states.append(state)
         self.processes = running
         return self.processes
 

@@ -159,6 +159,21 @@ def test_duplicate_billing_events_have_the_effect_of_one(detector: Detector) -> 
     assert record["version"] == 4
 
 
+def test_a_tied_hit_arriving_later_with_a_smaller_id_becomes_the_first_evidence(detector: Detector) -> None:
+    """Ties on received_at are settled by the account (source, then id), whatever the arrival order:
+    the hot path's filter must not drop a tie as if it were a later hit."""
+    account = new_account()
+    publish(detector, [("hits", hit(account, T0, hit_id="hit-b"))])
+    first = detector.tail.wait_for("usage", lambda: latest(detector, detector.topics.usage, account))
+    assert first["first_evidence"]["id"] == "hit-b"
+    publish(detector, [("hits", hit(account, T0, hit_id="hit-a")), ("hits", hit(account, T_CHARGE, hit_id="hit-0"))])
+    settled = detector.tail.wait_for(
+        "the tie settled by id", lambda: (r := latest(detector, detector.topics.usage, account)) and r["version"] > 1 and r
+    )
+    assert settled["first_evidence"]["id"] == "hit-a"
+    assert settled["usage_started_at"] == first["usage_started_at"] == "2026-03-01T10:00:00.000Z"
+
+
 def test_an_event_that_changes_nothing_still_saves_the_account_to_the_changelog(detector: Detector) -> None:
     """The repair for a worker restarted on a local store ahead of the changelog (see process-accounts)."""
     account = new_account()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import faust
 
-from streams import eager_delivery
+from streams import eager_delivery, rebalance
 from streams.agents import Pipeline, build_pipeline
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
@@ -52,6 +52,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         autodiscover=False,
     )
+    rebalance.install(app)
     eager_delivery.install(app)
     metrics = Metrics()
     pipeline = build_pipeline(app, settings, metrics)

@@ -13,7 +13,7 @@ delivery's first step right away. When that step finishes the delivery, nothing 
 race and the record is in the agent's queue, as the race would have left it. When the delivery
 would wait, the rest of it runs in Faust's own race, unchanged. Records still reach the
 conductor one at a time and in order; agents ack them in order; commits, tables and changelogs
-are Faust's.
+are Faust's. It builds on the consumer whose rebalance hand-over is repaired (streams.rebalance).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_kafka
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
+
+from streams.rebalance import CommittedPositionConsumer
 
 
 async def resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
@@ -48,7 +50,7 @@ def _rest(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any
     return (yield from coro)
 
 
-class EagerDeliveryConsumer(faust_kafka.Consumer):
+class EagerDeliveryConsumer(CommittedPositionConsumer):
     # Faust's consumer calls `wait_first` only from its fetch loop; should it ever race another
     # coroutine this way, taking that coroutine's first step at once changes nothing either.
     async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:

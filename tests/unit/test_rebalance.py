@@ -1,0 +1,157 @@
+"""The repaired rebalance hand-over (streams.rebalance), and the Faust code it stands in for."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from aiokafka import AIOKafkaConsumer
+from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP
+from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+from streams import eager_delivery, rebalance
+from streams.rebalance import CommittedPositionConsumer, ResumeOnceFlowControl, SeekFirstRecovery
+
+# What streams.rebalance was written against. A new Faust, mode or aiokafka that changes one of
+# these fails here: read the new code, check each repair still fits, then update the digest.
+UPSTREAM = {
+    "Recovery.on_recovery_completed": (Recovery.on_recovery_completed, "6ef567acf072"),
+    "FaustConsumer.perform_seek": (FaustConsumer.perform_seek, "0e8c130ff4b0"),
+    "FaustConsumer._drain_messages": (FaustConsumer._drain_messages, "44a2500309e8"),
+    "FaustConsumer.getmany": (FaustConsumer.getmany, "4b168d84882a"),
+    "FlowControlEvent.resume": (FlowControlEvent.resume, "4dcdc1253fd0"),
+    "AIOKafkaConsumer.seek_to_committed": (AIOKafkaConsumer.seek_to_committed, "f6cd85c8b70a"),
+}
+
+
+def digest(function: Any) -> str:
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:12]
+
+
+@pytest.mark.parametrize("name", sorted(UPSTREAM))
+def test_the_upstream_code_the_repairs_replace_is_unchanged(name: str) -> None:
+    function, pinned = UPSTREAM[name]
+    assert digest(function) == pinned, f"{name} changed upstream: review streams/rebalance.py against it"
+
+
+def test_a_resume_while_flowing_keeps_what_the_queues_hold() -> None:
+    flow = ResumeOnceFlowControl()  # created suspended, as Faust's is
+    queue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    flow.resume()
+    queue.put_nowait("delivered in this generation")
+    flow.resume()
+    assert queue.qsize() == 1
+
+
+def test_a_resume_after_a_suspension_clears_the_queues() -> None:
+    flow = ResumeOnceFlowControl()
+    queue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    queue.put_nowait("delivered before the rebalance")
+    flow.suspend()
+    flow.resume()
+    assert queue.qsize() == 0 and flow.is_active()
+
+
+class SeekRecorder:
+    """Stands in for aiokafka and Faust's consumer thread: records what was seeked where."""
+
+    def __init__(self, committed: dict[TP, int | None]) -> None:
+        self.committed = committed
+        self.to_beginning: list[TP] = []
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        return self.committed
+
+    async def seek_to_beginning(self, *partitions: TP) -> None:
+        self.to_beginning.extend(partitions)
+
+
+def seeking_consumer(committed: dict[TP, int | None]) -> tuple[CommittedPositionConsumer, SeekRecorder]:
+    app = faust.App("test-rebalance", broker="kafka://127.0.0.1:1", autodiscover=False)
+    eager_delivery.install(app)
+    consumer = app.consumer  # the worker's consumer class, built, never started
+    assert isinstance(consumer, CommittedPositionConsumer)
+    recorder = SeekRecorder(committed)
+    consumer.seek_to_committed = recorder.seek_to_committed  # type: ignore[method-assign]
+    consumer._thread = SimpleNamespace(seek_to_beginning=recorder.seek_to_beginning)  # type: ignore[assignment]
+    consumer.assignment = lambda: set(committed)  # type: ignore[method-assign]
+    return consumer, recorder
+
+
+def test_a_partition_with_nothing_committed_is_read_again_from_the_beginning() -> None:
+    fresh, zero, used = TP("billing", 0), TP("billing", 1), TP("billing", 2)
+    consumer, recorder = seeking_consumer({fresh: None, zero: 0, used: 40})
+    asyncio.run(consumer.perform_seek())
+    assert sorted(recorder.to_beginning) == [fresh, zero]
+    assert consumer._read_offset[fresh] is None and consumer._read_offset[used] == 40
+    assert consumer._committed_offset[used] == 40
+
+
+def test_a_seek_forgets_acks_and_gaps_from_before_it() -> None:
+    tp = TP("billing", 0)
+    consumer, _ = seeking_consumer({tp: None})
+    consumer._acked[tp].append(300)  # a stale record's ack, from the previous generation
+    consumer._acked_index[tp].add(300)
+    consumer._gap[tp].addi(10, 20)
+    asyncio.run(consumer.perform_seek())
+    assert not consumer._acked[tp] and not consumer._acked_index[tp] and not consumer._gap[tp]
+    # Without the repair Faust would commit 301 at the first commit, past offsets 0..299.
+    assert consumer._new_offset(tp) is None
+
+
+def test_recovery_seeks_the_stream_partitions_before_it_resumes_them() -> None:
+    calls: list[str] = []
+    stream_tp, changelog_tp = TP("billing", 0), TP("app-accounts-changelog", 0)
+
+    async def perform_seek() -> None:
+        calls.append("seek")
+
+    async def wait(coro: Any, timeout: float) -> None:
+        await coro
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    consumer = SimpleNamespace(
+        assignment=lambda: {stream_tp, changelog_tp},
+        perform_seek=perform_seek,
+        resume_flow=lambda: calls.append("consumer flow"),
+        resume_partitions=lambda tps: calls.append(f"resume {sorted(tp.topic for tp in tps)}"),
+    )
+    app = SimpleNamespace(
+        consumer=consumer,
+        consumer_generation_id=7,
+        on_rebalance_complete=SimpleNamespace(send=nothing),
+        flow_control=SimpleNamespace(resume=lambda: calls.append("stream flow")),
+        conf=SimpleNamespace(broker_request_timeout=1.0),
+        _fetcher=SimpleNamespace(maybe_start=nothing),
+        assignor=SimpleNamespace(assigned_standbys=lambda: set()),
+        on_rebalance_end=lambda: calls.append("ready"),
+    )
+    recovery = SimpleNamespace(
+        app=app,
+        log=SimpleNamespace(info=lambda *a: None, warning=lambda *a: None),
+        tables=SimpleNamespace(values=lambda: [], on_actives_ready=lambda: None, on_standbys_ready=lambda: None),
+        actives_for_table={},
+        standbys_for_table={},
+        _set_recovery_ended=lambda: None,
+        _wait=wait,
+        completed=SimpleNamespace(set=lambda: calls.append("completed")),
+        _is_changelog_tp=lambda tp: tp is changelog_tp,
+    )
+    asyncio.run(SeekFirstRecovery.on_recovery_completed(recovery, generation_id=7))  # type: ignore[arg-type]
+    assert calls == ["seek", "completed", "stream flow", "consumer flow", "resume ['billing']", "ready"]
+
+
+def test_install_gives_the_app_the_repaired_parts() -> None:
+    app = faust.App("test-rebalance-install", broker="kafka://127.0.0.1:1", autodiscover=False)
+    rebalance.install(app)
+    assert isinstance(app.flow_control, ResumeOnceFlowControl)
+    assert isinstance(app.tables.recovery, SeekFirstRecovery)

@@ -30,12 +30,13 @@ import localkafka
 from models.codec import decode
 from models.errors import InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
-from models.internal import UsageObserved
+from models.internal import AccountEvent, UsageObserved
 from policy.account import evidence_order
 from policy.oracle import run as run_oracle
 from policy.translate import Translator
 from streams.cli import add_setting_options, bootstrap_servers, settings_from
 from streams.outputs import content, latest_by_account, read_topics
+from streams.ledger import account_for
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
 from streams.workerpool import WorkerPool, wait_caught_up
@@ -107,8 +108,7 @@ def generate(seed: int, accounts: int, records: int) -> Workload:
         if rng.random() < 0.7:
             users.append(account)
 
-    # (when, input, key, value, unusable)
-    items: list[tuple[int, str, str | None, dict[str, Any] | bytes | None, bool]] = []
+    items: list[Item] = []
     for at, account, event in billing:
         items.append((at, "billing", account, event, False))
         if rng.random() < 0.05:
@@ -131,11 +131,20 @@ def generate(seed: int, accounts: int, records: int) -> Workload:
                      "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126 Safari/537.36",
                      "ip": f"198.51.100.{i % 250}"}
             items.append((received, "hits", account, value, False))
-    garbage = [b"{not json", b"[1,2]", b'{"hit_id": 1}', b"\xff\xfe", None, b'{"hit_id":"x","account_id":"bad id","received_at":1}']
+    return _arrange(items, bad_count, rng)
+
+
+# (when, input, key, value, unusable)
+Item = tuple[int, str, str | None, dict[str, Any] | bytes | None, bool]
+GARBAGE = [b"{not json", b"[1,2]", b'{"hit_id": 1}', b"\xff\xfe", None, b'{"hit_id":"x","account_id":"bad id","received_at":1}']
+
+
+def _arrange(items: list[Item], bad_count: int, rng: random.Random) -> Workload:
+    """Add `bad_count` unusable records; order everything as producers would deliver it."""
     for i in range(bad_count):
         at = T0 + rng.randrange(60 * DAY)
         # kafka-python cannot send a null key with a null value; the key carries no meaning here.
-        items.append((at, rng.choice(["hits", "capi", "billing"]), "bad-record", garbage[i % len(garbage)], True))
+        items.append((at, rng.choice(["hits", "capi", "billing"]), "bad-record", GARBAGE[i % len(GARBAGE)], True))
     rng.shuffle(items)
     # Mostly in time order, but shuffled within windows: earlier evidence and billing arrive late.
     items.sort(key=lambda item: item[0] // (2 * DAY))
@@ -145,28 +154,87 @@ def generate(seed: int, accounts: int, records: int) -> Workload:
     return workload
 
 
+def generate_sparse(seed: int, records: int) -> Workload:
+    """Accounts whose every record shows in their outcome, so one lost record changes an output.
+
+    Shapes: a trial; a trial charged (eligible); the same with a hit (discretionary); a lone hit;
+    a lone Conversion API event; a trial charged and refunded; a dashboard cancellation before
+    the trial's charge; an email cancellation before a renewal; two trials sharing a device,
+    the later one suspected. One record in 200 is unusable (a dead letter)."""
+    rng = random.Random(seed)
+    items: list[Item] = []
+    bad_count = records // 200
+    n = 0
+    while len(items) < records - bad_count:
+        account, start = f"sparse-{seed}-{n:07d}", T0 + rng.randrange(20 * DAY)
+        items += _sparse_account(account, n % 9, start, rng.randrange(30 * DAY))
+        n += 1
+    return _arrange(items, bad_count, rng)
+
+
+def _sparse_account(account: str, shape: int, start: int, used_after: int) -> list[Item]:
+    def billing(kind: str, at: int, who: str = account, **fields: Any) -> Item:
+        value = {"event_id": f"{who}-{kind}", "account_id": who, "type": kind, "occurred_at": _rfc3339(at) if at % 2 else at}
+        return (at, "billing", who, value | fields, False)
+
+    def trial(who: str, at: int, device: str) -> Item:
+        return billing("trial_started", at, who, trial_ends_at=at + 14 * DAY,
+                       identity={"email": f"{who}@example.com", "device_id": device})
+
+    def charge(reason: str = "trial_conversion") -> Item:
+        return billing("charged", start + 14 * DAY, charge_id=f"{account}-c1", amount_cents=4900, currency="USD", reason=reason)
+
+    at = start + used_after
+    hit = (at, "hits", account, {"hit_id": f"{account}-hit", "account_id": account, "received_at": at,
+                                 "page_url": f"https://{account}.example/"}, False)
+    capi = (at, "capi", account, {"event_id": f"{account}-capi", "account_id": account, "received_at": at,
+                                  "integration": "api"}, False)
+    dashboard = billing("cancellation_requested", start + DAY, channel="dashboard", requested_by="owner")
+    email = billing("cancellation_requested", start + DAY, channel="email", requested_by="owner")
+    shapes: list[list[Item]] = [
+        [trial(account, start, f"dev-{account}")],
+        [trial(account, start, f"dev-{account}"), charge()],
+        [trial(account, start, f"dev-{account}"), charge(), hit],
+        [hit],
+        [capi],
+        [trial(account, start, f"dev-{account}"), charge(), billing("refund_issued", start + 16 * DAY, charge_id=f"{account}-c1")],
+        [trial(account, start, f"dev-{account}"), dashboard, charge()],
+        [trial(account, start, f"dev-{account}"), email, charge("renewal")],
+        # this account's trial, then a later one of another account on the same device
+        [trial(account, start, f"dev-{account}"), trial(f"{account}-again", start + DAY, f"dev-{account}")],
+    ]
+    return shapes[shape]
+
+
 def _rfc3339(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
-def expected_outcome(workload: Workload, settings: Settings) -> dict[str, dict[str, Any]]:
-    """The oracle: the same decoding and policy core, run in memory, as each account's records."""
+def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent | None]:
+    """Each input as the detector's edge translates it; None for an unusable one."""
     translate = Translator(settings.signal_key.get_secret_value().encode())
     adapters = {"hits": TypeAdapter(TrackingHit), "capi": TypeAdapter(ConversionApiEvent), "billing": TypeAdapter(BillingEvent)}
-    earliest: dict[str, UsageObserved] = {}  # only the earliest evidence of an account can matter
-    events = []
+    edges = {"hits": translate.hit, "capi": translate.capi, "billing": translate.billing}
+    decoded: list[AccountEvent | None] = []
     for topic, _, value in workload.records:
         try:
-            record = decode(adapters[topic], value, settings.max_record_bytes)
+            decoded.append(edges[topic](decode(adapters[topic], value, settings.max_record_bytes)))
         except InvalidRecord:
-            continue
-        if topic == "billing":
-            events.append(translate.billing(record))
-            continue
-        usage = translate.hit(record) if topic == "hits" else translate.capi(record)
-        known = earliest.get(usage.account_id)
-        if known is None or evidence_order(usage.evidence) < evidence_order(known.evidence):
-            earliest[usage.account_id] = usage
+            decoded.append(None)
+    return decoded
+
+
+def expected_outcome(decoded: list[AccountEvent | None]) -> dict[str, dict[str, Any]]:
+    """The oracle: the policy core run in memory over the decoded inputs, as each account's records."""
+    earliest: dict[str, UsageObserved] = {}  # only the earliest evidence of an account can matter
+    events = []
+    for event in decoded:
+        if isinstance(event, UsageObserved):
+            known = earliest.get(event.account_id)
+            if known is None or evidence_order(event.evidence) < evidence_order(known.evidence):
+                earliest[event.account_id] = event
+        elif event is not None:
+            events.append(event)
     outcome = run_oracle([*events, *earliest.values()])
     return {
         account: {
@@ -196,12 +264,15 @@ class Report:
     dead_letters_unexpected: int = 0
     caught_up: bool = False
     seconds: float = 0.0
+    workload: str = "dense"
+    ledger: dict[str, Any] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.caught_up and not (
             self.lost or self.conflicting or self.mismatched or self.dead_letters_missing or self.dead_letters_unexpected
+            or self.ledger.get("records_unaccounted", 1)
         )
 
 
@@ -331,14 +402,20 @@ def run_chaos(args: argparse.Namespace) -> int:
     servers = bootstrap_servers(settings)
     names = TopicNames.from_settings(settings)
     started = time.monotonic()
-    log(f"generating {args.records} records over {args.accounts} accounts (seed {args.seed})")
-    workload = generate(args.seed, args.accounts, args.records)
+    if args.workload == "sparse":
+        log(f"generating {args.records} records, every one of them visible in its account's outcome (seed {args.seed})")
+        workload = generate_sparse(args.seed, args.records)
+    else:
+        log(f"generating {args.records} records over {args.accounts} accounts (seed {args.seed})")
+        workload = generate(args.seed, args.accounts, args.records)
     log("computing the expected outcome (oracle)")
-    expected = expected_outcome(workload, settings)
+    decoded = decode_inputs(workload, settings)
+    expected = expected_outcome(decoded)
     ensure_topics(settings, servers)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"usage-detector-chaos-{tag}-"))
     chaos = Chaos(settings, servers, args, workdir)
-    chaos.report.input_records, chaos.report.accounts = len(workload.records), args.accounts
+    chaos.report.input_records, chaos.report.accounts = len(workload.records), len(expected)
+    chaos.report.workload = args.workload
     chaos.report.bad_records = len(workload.bad)
     log(f"app {settings.app_id}, topics chaos-{tag}.*, worker logs in {workdir}")
     chaos.pool.scale(1)
@@ -355,7 +432,9 @@ def run_chaos(args: argparse.Namespace) -> int:
             servers, settings.app_id, [*names.inputs, *internal], timeout=args.settle_timeout,
             progress=lambda lag: log(f"waiting to catch up: lag {lag}"),
         )
-        compare(chaos.report, expected, read_outputs(servers, names), chaos.bad_offsets)
+        outputs = read_outputs(servers, names)
+        compare(chaos.report, expected, outputs, chaos.bad_offsets)
+        chaos.report.ledger = account_for(decoded, outputs, expected, chaos.bad_offsets).as_report()
     finally:
         done.set()
         chaos.pool.stop_all()
@@ -374,7 +453,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("chaos", help="prove nothing is lost: kills, a broker restart, scaling; vs the oracle")
     add_setting_options(parser)
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--accounts", type=int, default=50_000)
+    parser.add_argument("--accounts", type=int, default=50_000, help="accounts of the dense workload")
+    parser.add_argument("--workload", choices=["dense", "sparse"], default="dense",
+                        help="dense: many hits per account, as in production; sparse: every record shows in its "
+                             "account's outcome, so a single lost record is seen")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of a random worker")
     parser.add_argument("--broker-restarts", type=int, default=1)
     parser.add_argument("--rate", type=float, default=8000.0, help="records produced per second")

@@ -56,7 +56,8 @@ class ChargeSummary(OutputRecord):
 
 class AbuseSummary(OutputRecord):
     suspected: bool = False
-    linked_accounts: tuple[str, ...] = ()
+    linked_accounts: tuple[str, ...] = ()  # the earliest linked accounts, in trial order, capped
+    linked_count: int = 0  # every linked account; records written before the cap lack it (read as 0)
     signals: tuple[str, ...] = ()
 
 

@@ -2,17 +2,21 @@
 
 A signal is a normalised identity value (card, device, email, website host), hashed with a
 secret. For each signal the earliest trial (by `occurred_at`, ties: the smaller account id)
-keeps its standing; every later account on it is linked to the earlier ones. `signup_ip` is
+keeps its standing; every later account on it is linked to the earlier ones, and told so by a
+verdict only when its standing (linked or not, how many, the earliest few) changes. `signup_ip` is
 never a signal: shared IPs (offices, carriers) prove nothing on their own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
+from dataclasses import dataclass, field
+from itertools import islice
 from urllib.parse import urlsplit
 
-from models.abuse import AbuseVerdict, Signal, SignalClaim, SignalKind, SignalState
+from models.abuse import AbuseVerdict, Claimant, EarlierTrial, Signal, SignalClaim, SignalKind, SignalState
 from models.inputs import TrialIdentity
 from models.outputs import AbuseSummary
 
@@ -69,40 +73,108 @@ def identity_signals(key: bytes, identity: TrialIdentity | None) -> tuple[Signal
     return tuple(sorted({s for s in found if s is not None}, key=lambda s: (s.kind, s.digest)))
 
 
-def earlier_accounts(claimants: dict[str, int], account_id: str) -> tuple[str, ...]:
-    mine = (claimants[account_id], account_id)
-    return tuple(sorted(other for other, at in claimants.items() if (at, other) < mine))
+LINKED_ACCOUNTS_SHOWN = 25
+"""How many linked accounts an eligibility record lists, the earliest first (CONTRACT.md:
+`linked_accounts`, at most 25); `linked_count` gives them all. Keeps records and verdicts small
+however many accounts share a signal."""
+
+
+def trial_order(trial: EarlierTrial) -> tuple[int, str]:
+    """Earliest trial first; ties go to the smaller account id."""
+    return (trial.trial_started_at, trial.account_id)
+
+
+@dataclass
+class _Group:
+    """Claimants walked so far that share one set of lower digests: how many, and the earliest."""
+
+    count: int = 0
+    earliest: list[EarlierTrial] = field(default_factory=list)
+
+    def add(self, account_id: str, trial_started_at: int) -> None:
+        self.count += 1
+        if len(self.earliest) < LINKED_ACCOUNTS_SHOWN:  # walked in trial order: the first are the earliest
+            self.earliest.append(EarlierTrial(account_id=account_id, trial_started_at=trial_started_at))
+
+
+Standing = tuple[bool, int, tuple[EarlierTrial, ...]]  # an AbuseVerdict's linked, counted, earliest
+
+
+def _standing(groups: dict[frozenset[str], _Group], lower_digests: frozenset[str]) -> Standing:
+    counted = [g for digests, g in groups.items() if not digests & lower_digests]
+    earliest = heapq.merge(*(g.earliest for g in counted), key=trial_order)
+    return (bool(groups), sum(g.count for g in counted), tuple(islice(earliest, LINKED_ACCOUNTS_SHOWN)))
+
+
+def standings(claimants: dict[str, Claimant], since: tuple[int, str] | None) -> dict[str, Standing]:
+    """The standing of every claimant at or after `since` in trial order (of all, if None).
+
+    One walk in trial order, keeping the claimants passed in groups by their lower digests (few
+    groups: most accounts claim one signal, or the same few): a standing costs the number of
+    groups, not of claimants.
+    """
+    groups: dict[frozenset[str], _Group] = {}
+    found: dict[str, Standing] = {}
+    for at, account in sorted((c.trial_started_at, a) for a, c in claimants.items()):
+        lower_digests = claimants[account].lower_digests
+        if since is None or (at, account) >= since:
+            found[account] = _standing(groups, lower_digests)
+        groups.setdefault(lower_digests, _Group()).add(account, at)
+    return found
+
+
+def _position(account_id: str, claimant: Claimant | None) -> tuple[int, str] | None:
+    return None if claimant is None else (claimant.trial_started_at, account_id)
 
 
 def judge(state: SignalState | None, claim: SignalClaim) -> tuple[SignalState, tuple[AbuseVerdict, ...]]:
-    """Apply a claim to the signal; return the verdict of every account the signal concerns.
+    """Apply a claim to the signal; return the verdicts of the accounts whose standing it changed.
 
-    Verdicts are sent even when nothing changed: they are idempotent (same `seq`), and a crash
-    between saving the signal and sending its verdicts is repaired when the claim is replayed.
+    Only accounts from the claimant's trial on (before or after the claim) can be affected, and of
+    those only the ones whose standing differs get a verdict, besides the claimant itself: a claim
+    in trial order costs one verdict, however many accounts share the signal.
+
+    A claim that changes nothing sends the standings it could have changed again, with the same
+    `seq` (idempotent): a crash between saving the signal and sending its verdicts is repaired
+    when the claim is replayed.
     """
     before = state or SignalState(signal=claim.signal)
+    account = claim.account_id
     claimants = dict(before.claimants)
-    if claim.trial_started_at is None:
-        claimants.pop(claim.account_id, None)
-    else:
-        claimants[claim.account_id] = claim.trial_started_at
+    prior = claimants.pop(account, None)
+    if claim.trial_started_at is not None:
+        claimants[account] = Claimant(trial_started_at=claim.trial_started_at, lower_digests=claim.lower_digests)
     changed = claimants != before.claimants
     after = SignalState(signal=before.signal, claimants=claimants, seq=before.seq + 1) if changed else before
-    concerned = sorted(set(claimants) | ({claim.account_id} if changed else set()))
-    verdicts = tuple(
-        AbuseVerdict(
-            account_id=account,
-            signal=after.signal,
-            seq=after.seq,
-            earlier_accounts=earlier_accounts(claimants, account) if account in claimants else (),
-        )
-        for account in concerned
-    )
+    positions = [p for p in (_position(account, prior), _position(account, claimants.get(account))) if p is not None]
+    since = min(positions, default=None)  # a withdrawal of an unknown claim: its position is lost, resend all
+    now = standings(claimants, since)
+    then = standings(before.claimants, since) if changed else {}
+    concerned = sorted({a for a, standing in now.items() if not changed or then.get(a) != standing} | {account})
+    no_standing: Standing = (False, 0, ())
+    verdicts = tuple(_verdict(after, a, now.get(a, no_standing)) for a in concerned)
     return after, verdicts
 
 
+def _verdict(state: SignalState, account_id: str, standing: Standing) -> AbuseVerdict:
+    linked, counted, earliest = standing
+    return AbuseVerdict(
+        account_id=account_id, signal=state.signal, seq=state.seq, linked=linked, counted=counted, earliest=earliest
+    )
+
+
 def summarise(verdicts: dict[str, AbuseVerdict]) -> AbuseSummary:
-    """An account's abuse standing from its per-signal verdicts."""
-    linked = {account for v in verdicts.values() for account in v.earlier_accounts}
-    kinds = {v.signal.kind for v in verdicts.values() if v.earlier_accounts}
-    return AbuseSummary(suspected=bool(linked), linked_accounts=tuple(sorted(linked)), signals=tuple(sorted(kinds)))
+    """An account's abuse standing from its per-signal verdicts.
+
+    An earlier account is counted on one signal only (see `SignalClaim`), so the counts add up;
+    while a verdict is stale it may be listed by two, hence listed once here.
+    """
+    linked = [v for v in verdicts.values() if v.linked]
+    listed = {trial.account_id: trial for v in verdicts.values() for trial in v.earliest}
+    shown = sorted(listed.values(), key=trial_order)[:LINKED_ACCOUNTS_SHOWN]
+    return AbuseSummary(
+        suspected=bool(linked),
+        linked_accounts=tuple(t.account_id for t in shown),
+        linked_count=sum(v.counted for v in verdicts.values()),
+        signals=tuple(sorted({v.signal.kind for v in linked})),
+    )

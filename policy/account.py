@@ -80,8 +80,14 @@ def claims_of(account: AccountState) -> dict[str, SignalClaim]:
     if account.trial_started_at is None:
         return {}
     signals = set(account.trial_signals) | ({account.page_signal} if account.page_signal else set())
+    digests = frozenset(s.digest for s in signals)
     return {
-        s.digest: SignalClaim(signal=s, account_id=account.account_id, trial_started_at=account.trial_started_at)
+        s.digest: SignalClaim(
+            signal=s,
+            account_id=account.account_id,
+            trial_started_at=account.trial_started_at,
+            lower_digests=frozenset(d for d in digests if d < s.digest),
+        )
         for s in sorted(signals, key=lambda s: s.digest)
     }
 

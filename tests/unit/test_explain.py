@@ -1,4 +1,4 @@
-from models.abuse import AbuseVerdict, Signal
+from models.abuse import AbuseVerdict, EarlierTrial, Signal
 from models.inputs import CancellationRequested, Charged, RefundIssued
 from models.internal import TrialBegan, UsageObserved
 from models.outputs import CapiEvidence
@@ -38,7 +38,7 @@ def test_explains_refunds_cancellations_and_abuse() -> None:
         charged(1000, "c1", reason="renewal"),
         charged(900, "c0", reason="trial_conversion"),
         RefundIssued(type="refund_issued", event_id="r", account_id="a", occurred_at=1100, charge_id="c0"),
-        AbuseVerdict(account_id="a", signal=digest, seq=1, earlier_accounts=("z",)),
+        AbuseVerdict(account_id="a", signal=digest, seq=1, linked=True, counted=1, earliest=(EarlierTrial(account_id="z", trial_started_at=0),)),
     )
     text = "\n".join(explain(state))
     assert "a: ineligible" in text and "rule 2" in text

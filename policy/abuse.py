@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 from urllib.parse import urlsplit
@@ -58,18 +59,57 @@ NORMALISERS = {
 }
 
 
-def signal(key: bytes, kind: SignalKind, raw: str | None) -> Signal | None:
+def _email_domain(normal: str) -> str:
+    return normal.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class NeverEvidence:
+    """Signal values that prove nothing however many accounts share them: a placeholder device id
+    sent by a buggy client, an office's shared email domain or website host. Set by ops; kept
+    normalised, so an entry matches every spelling its value has in identities."""
+
+    values: frozenset[tuple[SignalKind, str]] = frozenset()
+    email_domains: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> NeverEvidence:
+        """From `kind:value` entries (`device_id:0000-0000`, `website:agency.example`), and
+        `email:@domain` for every address of a domain. A malformed entry is a ValueError."""
+        values: set[tuple[SignalKind, str]] = set()
+        domains: set[str] = set()
+        for entry in entries:
+            kind, _, raw = entry.partition(":")
+            if kind not in NORMALISERS:
+                raise ValueError(f"{entry!r}: not kind:value with a kind of {', '.join(NORMALISERS)}")
+            if kind == "email" and raw.strip().startswith("@"):
+                domain = normalise_email(f"x{raw.strip()}")
+                if domain is None:
+                    raise ValueError(f"{entry!r}: no email domain after '@'")
+                domains.add(_email_domain(domain))
+                continue
+            value = NORMALISERS[kind](raw)
+            if value is None:
+                raise ValueError(f"{entry!r}: no {kind} value in it")
+            values.add((kind, value))  # type: ignore[arg-type]  # kind checked against NORMALISERS
+        return cls(values=frozenset(values), email_domains=frozenset(domains))
+
+    def covers(self, kind: SignalKind, value: str) -> bool:
+        return (kind, value) in self.values or (kind == "email" and _email_domain(value) in self.email_domains)
+
+
+def signal(key: bytes, kind: SignalKind, raw: str | None, ignored: NeverEvidence = NeverEvidence()) -> Signal | None:
     value = NORMALISERS[kind](raw) if raw else None
-    if value is None:
+    if value is None or ignored.covers(kind, value):
         return None
     digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
     return Signal(kind=kind, digest=digest)
 
 
-def identity_signals(key: bytes, identity: TrialIdentity | None) -> tuple[Signal, ...]:
+def identity_signals(key: bytes, identity: TrialIdentity | None, ignored: NeverEvidence = NeverEvidence()) -> tuple[Signal, ...]:
     if identity is None:
         return ()
-    found = (signal(key, kind, getattr(identity, kind)) for kind in NORMALISERS)
+    found = (signal(key, kind, getattr(identity, kind), ignored) for kind in NORMALISERS)
     return tuple(sorted({s for s in found if s is not None}, key=lambda s: (s.kind, s.digest)))
 
 
@@ -161,6 +201,28 @@ def _verdict(state: SignalState, account_id: str, standing: Standing) -> AbuseVe
     return AbuseVerdict(
         account_id=account_id, signal=state.signal, seq=state.seq, linked=linked, counted=counted, earliest=earliest
     )
+
+
+@dataclass(frozen=True)
+class CrowdedSignal:
+    """A signal whose claimants just reached the configured number: for ops to look at (a
+    placeholder or shared value to add to the never-evidence list, or a real abuse ring)."""
+
+    signal: Signal
+    claimants: int
+    earliest: tuple[str, ...]  # the first accounts on it, whose identities show the raw value
+
+
+CROWD_EARLIEST_SHOWN = 3
+
+
+def crowded(before: SignalState | None, after: SignalState, threshold: int) -> CrowdedSignal | None:
+    """Whether this claim took the signal's claimants to `threshold`: once on the way up, not on
+    every claim after (again only if they fell below it and came back)."""
+    if not len(before.claimants if before else ()) < threshold <= len(after.claimants):
+        return None
+    first = sorted(after.claimants, key=lambda a: (after.claimants[a].trial_started_at, a))[:CROWD_EARLIEST_SHOWN]
+    return CrowdedSignal(signal=after.signal, claimants=len(after.claimants), earliest=tuple(first))
 
 
 def summarise(verdicts: dict[str, AbuseVerdict]) -> AbuseSummary:

@@ -32,7 +32,7 @@ from models.internal import AccountEvent, UsageObserved
 from models.outputs import UsageState
 from models.state import AccountState
 from policy import apply
-from policy.abuse import judge
+from policy.abuse import CrowdedSignal, NeverEvidence, crowded, judge
 from policy.translate import Translator
 from streams.dead_letter import dead_letter
 from streams.hit_gate import DominatedHits
@@ -58,6 +58,18 @@ def record_transition(metrics: Metrics, before: AccountState | None, after: Acco
     new = after.eligibility.state if after.eligibility else "none"
     if old != new:
         metrics.transitions.labels(old, new).inc()
+
+
+def report_crowded(metrics: Metrics, crowd: CrowdedSignal) -> None:
+    metrics.crowded_signals.labels(crowd.signal.kind).inc()
+    log.warning(
+        "signal %s %s has %d claimants; the first: %s. If its value is a placeholder or shared by right, "
+        "list it in USAGE_DETECTOR_NEVER_EVIDENCE and replay (README, Operations)",
+        crowd.signal.kind,
+        crowd.signal.digest[:16],
+        crowd.claimants,
+        ", ".join(crowd.earliest),
+    )
 
 
 def decode_safely(decoder: Callable[[bytes | None], BaseModel], topic: str, value: bytes | None) -> BaseModel:
@@ -92,7 +104,7 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
     accounts = app.Table("accounts", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     signals = app.Table("signals", partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
-    edge = Translator(settings.signal_key.get_secret_value().encode())
+    edge = Translator(settings.signal_key.get_secret_value().encode(), NeverEvidence.parse(settings.never_evidence))
     limit = settings.max_record_bytes
     decoders: dict[str, Callable[[bytes | None], BaseModel]] = {
         names.hits: lambda value: edge.hit(decode(HITS, value, limit)),
@@ -182,6 +194,8 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
             stored = signals.get(key)
             state = SignalState.model_validate_json(stored) if stored is not None else None
             after, verdicts = judge(state, claim)
+            if (crowd := crowded(state, after, settings.crowded_signal_claimants)) is not None:
+                report_crowded(metrics, crowd)
             for verdict in verdicts:
                 await account_events.send(key=verdict.account_id.encode(), value=encode(verdict))
             if after is not state:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -13,7 +14,17 @@ from models.abuse import SignalClaim
 from models.inputs import TrackingHit, TrialIdentity, TrialStarted
 from models.internal import TrialBegan, UsageObserved
 from models.outputs import AbuseSummary, RefundEligibility, TagEvidence
-from policy.abuse import LINKED_ACCOUNTS_SHOWN, identity_signals, judge, normalise_email, normalise_website, signal
+from policy.abuse import (
+    LINKED_ACCOUNTS_SHOWN,
+    CrowdedSignal,
+    NeverEvidence,
+    crowded,
+    identity_signals,
+    judge,
+    normalise_email,
+    normalise_website,
+    signal,
+)
 from policy.account import apply
 from policy.oracle import Outcome, run
 from policy.translate import Translator
@@ -299,3 +310,62 @@ def test_accounts_linked_on_several_signals_are_counted_once() -> None:
     third = outcome.accounts["third"].eligibility.abuse
     assert (third.linked_accounts, third.linked_count) == (("first", "second"), 2)
     assert third.signals == ("card_fingerprint", "device_id", "email")
+
+
+PLACEHOLDERS = NeverEvidence.parse(
+    ["device_id:00000000-0000-0000-0000-000000000000", "email:@Agency.Example", "website:https://www.agency.example/", "email:jo@gmail.com"]
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "ignored"),
+    [
+        ("device_id", " 00000000-0000-0000-0000-000000000000 ", True),
+        ("device_id", "00000000-0000-0000-0000-000000000001", False),
+        ("email", "Anyone+x@agency.example", True),  # every address of the domain
+        ("email", "anyone@sub.agency.example", False),
+        ("email", "J.O@googlemail.com", True),  # the entry is normalised like the value
+        ("website", "agency.example:8080/landing", True),
+        ("website", "client.example", False),
+    ],
+)
+def test_values_listed_as_never_evidence_make_no_signal(kind: str, raw: str, ignored: bool) -> None:
+    assert (signal(KEY, kind, raw, PLACEHOLDERS) is None) is ignored
+    assert signal(KEY, kind, raw) is not None
+
+
+@pytest.mark.parametrize("entry", ["phone:123", "device_id", "device_id:  ", "email:@", "website:https://"])
+def test_a_malformed_never_evidence_entry_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(entry))):  # the entry named
+        NeverEvidence.parse([entry])
+
+
+def test_accounts_sharing_only_never_evidence_values_are_not_linked() -> None:
+    edge = Translator(KEY, PLACEHOLDERS)
+    events = [
+        edge.billing(trial_factory("first", 100, device_id="00000000-0000-0000-0000-000000000000", website="agency.example")),
+        edge.billing(trial_factory("second", 200, device_id="00000000-0000-0000-0000-000000000000", email="b@agency.example")),
+        edge.hit(TrackingHit(hit_id="h", account_id="second", received_at=300, page_url="https://agency.example/x")),
+        edge.billing(trial_factory("third", 300, device_id="00000000-0000-0000-0000-000000000000", card_fingerprint="c1")),
+        edge.billing(trial_factory("fourth", 400, card_fingerprint="c1")),
+    ]
+    outcome = run(events)
+    assert abuse_of(outcome, "second") == (False, (), ())
+    assert abuse_of(outcome, "third") == (False, (), ())
+    assert abuse_of(outcome, "fourth") == (True, ("third",), ("card_fingerprint",))  # other signals still count
+
+
+def test_a_crowded_signal_is_reported_once_on_the_way_up() -> None:
+    s = signal(KEY, "device_id", "placeholder")
+    state, reports = None, []
+    for n, at in enumerate([50, 40, 30, 20, 10]):
+        after, _ = judge(state, SignalClaim(signal=s, account_id=f"acct-{n}", trial_started_at=at))
+        reports.append(crowded(state, after, threshold=3))
+        state = after
+    assert reports[:2] == [None, None] and reports[3:] == [None, None]
+    assert reports[2] == CrowdedSignal(signal=s, claimants=3, earliest=("acct-2", "acct-1", "acct-0"))
+    fewer, _ = judge(state, SignalClaim(signal=s, account_id="acct-0", trial_started_at=None))
+    fewer, _ = judge(fewer, SignalClaim(signal=s, account_id="acct-1", trial_started_at=None))
+    again, _ = judge(fewer, SignalClaim(signal=s, account_id="acct-9", trial_started_at=99))
+    assert crowded(fewer, again, threshold=3) is None and crowded(None, again, threshold=4) is not None
+    assert crowded(None, again, threshold=3).earliest == ("acct-4", "acct-3", "acct-2")

@@ -40,3 +40,14 @@ def test_bad_configuration_is_refused_with_the_setting_named(capsys: pytest.Capt
     assert main(["worker", "--partitions", "0"]) == 2
     err = capsys.readouterr().err
     assert "partitions" in err and "invalid configuration" in err
+
+
+def test_never_evidence_is_a_comma_separated_list_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USAGE_DETECTOR_NEVER_EVIDENCE", " device_id:0000 , email:@agency.example,")
+    assert Settings().never_evidence == ("device_id:0000", "email:@agency.example")
+    parser = argparse.ArgumentParser()
+    add_setting_options(parser)
+    assert settings_from(parser.parse_args(["--never-evidence", "website:agency.example"])).never_evidence == ("website:agency.example",)
+    monkeypatch.delenv("USAGE_DETECTOR_NEVER_EVIDENCE")
+    assert Settings().never_evidence == ()
+    assert main(["worker", "--never-evidence", "phone:123"]) == 2

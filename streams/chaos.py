@@ -33,7 +33,6 @@ from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
 from models.internal import UsageObserved
 from policy.account import evidence_order
 from policy.oracle import run as run_oracle
-from policy.translate import Translator
 from streams.cli import add_setting_options, bootstrap_servers, settings_from
 from streams.outputs import content, latest_by_account, read_topics
 from streams.settings import Settings
@@ -151,7 +150,7 @@ def _rfc3339(ms: int) -> str:
 
 def expected_outcome(workload: Workload, settings: Settings) -> dict[str, dict[str, Any]]:
     """The oracle: the same decoding and policy core, run in memory, as each account's records."""
-    translate = Translator(settings.signal_key.get_secret_value().encode())
+    translate = settings.translator()
     adapters = {"hits": TypeAdapter(TrackingHit), "capi": TypeAdapter(ConversionApiEvent), "billing": TypeAdapter(BillingEvent)}
     earliest: dict[str, UsageObserved] = {}  # only the earliest evidence of an account can matter
     events = []
@@ -167,7 +166,7 @@ def expected_outcome(workload: Workload, settings: Settings) -> dict[str, dict[s
         known = earliest.get(usage.account_id)
         if known is None or evidence_order(usage.evidence) < evidence_order(known.evidence):
             earliest[usage.account_id] = usage
-    outcome = run_oracle([*events, *earliest.values()])
+    outcome = run_oracle([*events, *earliest.values()], window=settings.duplicate_window())
     return {
         account: {
             "usage": content(state.usage.model_dump(mode="json")) if state.usage else None,

@@ -13,6 +13,10 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from policy.abuse import NeverEvidence
+from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
+from policy.translate import Translator
+
+DAY_MS = 86_400_000
 
 
 class Settings(BaseSettings):
@@ -46,6 +50,14 @@ class Settings(BaseSettings):
     )
     crowded_signal_claimants: int = Field(
         100, ge=2, description="claimants of one signal at which the worker logs it and counts it in /metrics"
+    )
+    duplicate_window_events: int = Field(
+        DEFAULT_DUPLICATE_WINDOW.events, ge=1, description="billing event ids each account remembers to drop duplicates"
+    )
+    duplicate_window_days: float = Field(
+        DEFAULT_DUPLICATE_WINDOW.max_age_ms / DAY_MS,
+        gt=0,
+        description="of those, only the ones whose occurred_at is at most this much older than the account's newest",
     )
     state_dir: Path = Field(Path("state"), description="local table state of the worker")
     max_record_bytes: int = Field(262_144, ge=1024, description="input values larger than this are dead-lettered")
@@ -98,6 +110,13 @@ class Settings(BaseSettings):
     def _parses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         NeverEvidence.parse(value)  # a malformed entry stops the worker at start, named
         return value
+
+    def translator(self) -> Translator:
+        """Where input records become account events: identities hashed, never-evidence dropped."""
+        return Translator(self.signal_key.get_secret_value().encode(), NeverEvidence.parse(self.never_evidence))
+
+    def duplicate_window(self) -> DuplicateWindow:
+        return DuplicateWindow(events=self.duplicate_window_events, max_age_ms=round(self.duplicate_window_days * DAY_MS))
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -146,19 +146,34 @@ def _standing(groups: dict[frozenset[str], _Group], lower_digests: frozenset[str
     return (bool(groups), sum(g.count for g in counted), tuple(islice(earliest, LINKED_ACCOUNTS_SHOWN)))
 
 
-def standings(claimants: dict[str, Claimant], since: tuple[int, str] | None) -> dict[str, Standing]:
-    """The standing of every claimant at or after `since` in trial order (of all, if None).
+def _groups_before(claimants: dict[str, Claimant], since: tuple[int, str] | None) -> dict[frozenset[str], _Group]:
+    """The claimants before `since` in trial order, in groups by their lower digests (few groups:
+    most accounts claim one signal, or the same few)."""
+    members: dict[frozenset[str], list[tuple[int, str]]] = {}
+    if since is not None:
+        for account, claimant in claimants.items():
+            if (claimant.trial_started_at, account) < since:
+                members.setdefault(claimant.lower_digests, []).append((claimant.trial_started_at, account))
+    return {
+        digests: _Group(
+            count=len(trials),
+            earliest=[EarlierTrial(account_id=a, trial_started_at=at) for at, a in heapq.nsmallest(LINKED_ACCOUNTS_SHOWN, trials)],
+        )
+        for digests, trials in members.items()
+    }
 
-    One walk in trial order, keeping the claimants passed in groups by their lower digests (few
-    groups: most accounts claim one signal, or the same few): a standing costs the number of
-    groups, not of claimants.
-    """
-    groups: dict[frozenset[str], _Group] = {}
+
+def _standings_from(
+    claimants: dict[str, Claimant], since: tuple[int, str] | None, before: dict[frozenset[str], _Group]
+) -> dict[str, Standing]:
+    """The standing of every claimant at or after `since` in trial order (of all, if None), the
+    claimants before it being `before`: a standing costs the number of groups, not of claimants."""
+    groups = {digests: _Group(g.count, list(g.earliest)) for digests, g in before.items()}  # walked on a copy
     found: dict[str, Standing] = {}
-    for at, account in sorted((c.trial_started_at, a) for a, c in claimants.items()):
+    later = ((c.trial_started_at, a) for a, c in claimants.items() if since is None or (c.trial_started_at, a) >= since)
+    for at, account in sorted(later):
         lower_digests = claimants[account].lower_digests
-        if since is None or (at, account) >= since:
-            found[account] = _standing(groups, lower_digests)
+        found[account] = _standing(groups, lower_digests)
         groups.setdefault(lower_digests, _Group()).add(account, at)
     return found
 
@@ -188,8 +203,9 @@ def judge(state: SignalState | None, claim: SignalClaim) -> tuple[SignalState, t
     after = SignalState(signal=before.signal, claimants=claimants, seq=before.seq + 1) if changed else before
     positions = [p for p in (_position(account, prior), _position(account, claimants.get(account))) if p is not None]
     since = min(positions, default=None)  # a withdrawal of an unknown claim: its position is lost, resend all
-    now = standings(claimants, since)
-    then = standings(before.claimants, since) if changed else {}
+    earlier = _groups_before(claimants, since)  # the same before the claim: it moved only at or after `since`
+    now = _standings_from(claimants, since, earlier)
+    then = _standings_from(before.claimants, since, earlier) if changed else {}
     concerned = sorted({a for a, standing in now.items() if not changed or then.get(a) != standing} | {account})
     no_standing: Standing = (False, 0, ())
     verdicts = tuple(_verdict(after, a, now.get(a, no_standing)) for a in concerned)

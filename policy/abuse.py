@@ -191,7 +191,8 @@ def judge(state: SignalState | None, claim: SignalClaim) -> tuple[SignalState, t
 
     A claim that changes nothing sends the standings it could have changed again, with the same
     `seq` (idempotent): a crash between saving the signal and sending its verdicts is repaired
-    when the claim is replayed.
+    when the claim is replayed. A claimant's trial start only ever moves earlier (it is the
+    earliest trial), so its current position covers every account its last change touched.
     """
     before = state or SignalState(signal=claim.signal)
     account = claim.account_id

@@ -369,3 +369,16 @@ def test_a_crowded_signal_is_reported_once_on_the_way_up() -> None:
     again, _ = judge(fewer, SignalClaim(signal=s, account_id="acct-9", trial_started_at=99))
     assert crowded(fewer, again, threshold=3) is None and crowded(None, again, threshold=4) is not None
     assert crowded(None, again, threshold=3).earliest == ("acct-4", "acct-3", "acct-2")
+
+
+def test_a_repeated_claim_resends_only_the_standings_from_its_position_on() -> None:
+    """Crash repair: the claim's own verdict and those after it, the ones its change could touch."""
+    state = None
+    claims = [apply(None, trial, now=0).claims[0] for trial in crowd_in_trial_order(50)]
+    for claim in claims:
+        state, _ = judge(state, claim)
+    again, last = judge(state, claims[-1])
+    assert again == state and [v.account_id for v in last] == [claims[-1].account_id]
+    _, tenth = judge(state, claims[9])
+    assert [v.account_id for v in tenth] == [c.account_id for c in claims[9:]]
+    assert {v.seq for v in tenth} == {state.seq}

@@ -47,5 +47,16 @@ def test_explains_refunds_cancellations_and_abuse() -> None:
     assert "trials of z came earlier with the same card_fingerprint" in text
 
 
+def test_abuse_says_how_many_linked_accounts_are_not_listed() -> None:
+    digest = Signal(kind="device_id", digest="cd" * 32)
+    earliest = tuple(EarlierTrial(account_id=f"z{n:02d}", trial_started_at=n) for n in range(25))
+    state = history(
+        TrialBegan(event_id="t", account_id="a", occurred_at=100),
+        AbuseVerdict(account_id="a", signal=digest, seq=1, linked=True, counted=40, earliest=earliest),
+    )
+    text = "\n".join(explain(state))
+    assert "trials of z00, z01," in text and "z24 and 15 more came earlier with the same device_id" in text
+
+
 def test_no_charge_names_rule_3() -> None:
     assert "rule 3" in "\n".join(explain(history(TrialBegan(event_id="t", account_id="a", occurred_at=0))))

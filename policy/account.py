@@ -57,7 +57,8 @@ def fold(state: AccountState, event: AccountEvent, window: DuplicateWindow = DEF
         return state.model_copy(update={"abuse_verdicts": {**state.abuse_verdicts, event.signal.digest: event}})
     if any(event_id == event.event_id for _, event_id in state.recent_billing_events):
         return state  # the same event delivered twice has the effect of one
-    update: dict[str, object] = {"recent_billing_events": _remembered(state.recent_billing_events, (event.occurred_at, event.event_id), window)}
+    remembered = _remembered(state.recent_billing_events, (event.occurred_at, event.event_id), window)
+    update: dict[str, object] = {"recent_billing_events": remembered}
     if isinstance(event, TrialBegan):
         update["trial"] = True
         earliest = state.trial_started_at

@@ -10,11 +10,11 @@ never a signal: shared IPs (offices, carriers) prove nothing on their own.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import hmac
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import combinations, islice
 from urllib.parse import urlsplit
 
 from models.abuse import AbuseVerdict, Claimant, EarlierTrial, Signal, SignalClaim, SignalKind, SignalState
@@ -124,57 +124,65 @@ def trial_order(trial: EarlierTrial) -> tuple[int, str]:
     return (trial.trial_started_at, trial.account_id)
 
 
+# An AbuseVerdict's linked, counted and earliest (as trial start and account id: verdicts are made
+# of the few standings that changed, not of every one compared).
+Standing = tuple[bool, int, tuple[tuple[int, str], ...]]
+Passed = tuple[int, str, frozenset[str]]  # a claimant's trial start, account id and lower digests
+
+
+def _subsets(digests: frozenset[str]) -> list[frozenset[str]]:
+    """Every non-empty subset: an account has at most 5 signals, so at most 15 of them."""
+    ordered = sorted(digests)
+    return [frozenset(c) for size in range(1, len(ordered) + 1) for c in combinations(ordered, size)]
+
+
 @dataclass
-class _Group:
-    """Claimants walked so far that share one set of lower digests: how many, and the earliest."""
+class _Walk:
+    """The claimants passed so far, in trial order, and for every set of lower digests how many of
+    them have it: what the standing of the next claimants is computed from."""
 
-    count: int = 0
-    earliest: list[EarlierTrial] = field(default_factory=list)
+    passed: list[Passed] = field(default_factory=list)
+    having: Counter[frozenset[str]] = field(default_factory=Counter)
 
-    def add(self, account_id: str, trial_started_at: int) -> None:
-        self.count += 1
-        if len(self.earliest) < LINKED_ACCOUNTS_SHOWN:  # walked in trial order: the first are the earliest
-            self.earliest.append(EarlierTrial(account_id=account_id, trial_started_at=trial_started_at))
+    def count(self, lower_digests: frozenset[str], times: int = 1) -> None:
+        for subset in _subsets(lower_digests):
+            self.having[subset] += times
 
-
-Standing = tuple[bool, int, tuple[EarlierTrial, ...]]  # an AbuseVerdict's linked, counted, earliest
-
-
-def _standing(groups: dict[frozenset[str], _Group], lower_digests: frozenset[str]) -> Standing:
-    counted = [g for digests, g in groups.items() if not digests & lower_digests]
-    earliest = heapq.merge(*(g.earliest for g in counted), key=trial_order)
-    return (bool(groups), sum(g.count for g in counted), tuple(islice(earliest, LINKED_ACCOUNTS_SHOWN)))
-
-
-def _groups_before(claimants: dict[str, Claimant], since: tuple[int, str] | None) -> dict[frozenset[str], _Group]:
-    """The claimants before `since` in trial order, in groups by their lower digests (few groups:
-    most accounts claim one signal, or the same few)."""
-    members: dict[frozenset[str], list[tuple[int, str]]] = {}
-    if since is not None:
-        for account, claimant in claimants.items():
-            if (claimant.trial_started_at, account) < since:
-                members.setdefault(claimant.lower_digests, []).append((claimant.trial_started_at, account))
-    return {
-        digests: _Group(
-            count=len(trials),
-            earliest=[EarlierTrial(account_id=a, trial_started_at=at) for at, a in heapq.nsmallest(LINKED_ACCOUNTS_SHOWN, trials)],
-        )
-        for digests, trials in members.items()
-    }
+    def standing(self, lower_digests: frozenset[str]) -> Standing:
+        """Those passed that share none of `lower_digests` are counted here, the others on a
+        lower signal. Their number by inclusion-exclusion over the subsets (a few lookups, however
+        many claimants), and the earliest by a walk that stops as soon as it has them."""
+        subsets = _subsets(lower_digests)
+        sharing = sum((-1) ** (len(subset) + 1) * self.having[subset] for subset in subsets)
+        counted = len(self.passed) - sharing
+        earliest = ((at, account) for at, account, theirs in self.passed if not theirs & lower_digests)
+        return (bool(self.passed), counted, tuple(islice(earliest, min(counted, LINKED_ACCOUNTS_SHOWN))))
 
 
-def _standings_from(
-    claimants: dict[str, Claimant], since: tuple[int, str] | None, before: dict[frozenset[str], _Group]
-) -> dict[str, Standing]:
+def _walk_before(claimants: dict[str, Claimant], since: tuple[int, str] | None) -> _Walk:
+    """The walk up to `since` in trial order (empty for None), counted per set of lower digests
+    rather than per claimant: most claimants share the same few sets."""
+    passed = sorted(
+        (c.trial_started_at, account, c.lower_digests)
+        for account, c in claimants.items()
+        if since is not None and (c.trial_started_at, account) < since
+    )
+    walk = _Walk(passed=passed)
+    for lower_digests, times in Counter(lower for _, _, lower in passed).items():
+        walk.count(lower_digests, times)
+    return walk
+
+
+def _standings_from(claimants: dict[str, Claimant], since: tuple[int, str] | None, before: _Walk) -> dict[str, Standing]:
     """The standing of every claimant at or after `since` in trial order (of all, if None), the
-    claimants before it being `before`: a standing costs the number of groups, not of claimants."""
-    groups = {digests: _Group(g.count, list(g.earliest)) for digests, g in before.items()}  # walked on a copy
+    claimants before it walked in `before`."""
+    walk = _Walk(passed=list(before.passed), having=Counter(before.having))  # a copy: the caller reuses it
     found: dict[str, Standing] = {}
-    later = ((c.trial_started_at, a) for a, c in claimants.items() if since is None or (c.trial_started_at, a) >= since)
-    for at, account in sorted(later):
-        lower_digests = claimants[account].lower_digests
-        found[account] = _standing(groups, lower_digests)
-        groups.setdefault(lower_digests, _Group()).add(account, at)
+    later = ((c.trial_started_at, a, c.lower_digests) for a, c in claimants.items() if since is None or (c.trial_started_at, a) >= since)
+    for claimant in sorted(later):
+        found[claimant[1]] = walk.standing(claimant[2])
+        walk.passed.append(claimant)
+        walk.count(claimant[2])
     return found
 
 
@@ -204,19 +212,33 @@ def judge(state: SignalState | None, claim: SignalClaim) -> tuple[SignalState, t
     after = SignalState(signal=before.signal, claimants=claimants, seq=before.seq + 1) if changed else before
     positions = [p for p in (_position(account, prior), _position(account, claimants.get(account))) if p is not None]
     since = min(positions, default=None)  # a withdrawal of an unknown claim: its position is lost, resend all
-    earlier = _groups_before(claimants, since)  # the same before the claim: it moved only at or after `since`
+    earlier = _walk_before(claimants, since)  # the same before the claim: it moved only at or after `since`
     now = _standings_from(claimants, since, earlier)
     then = _standings_from(before.claimants, since, earlier) if changed else {}
     concerned = sorted({a for a, standing in now.items() if not changed or then.get(a) != standing} | {account})
     no_standing: Standing = (False, 0, ())
-    verdicts = tuple(_verdict(after, a, now.get(a, no_standing)) for a in concerned)
-    return after, verdicts
+    return after, _verdicts(after, {a: now.get(a, no_standing) for a in concerned})
 
 
-def _verdict(state: SignalState, account_id: str, standing: Standing) -> AbuseVerdict:
-    linked, counted, earliest = standing
-    return AbuseVerdict(
-        account_id=account_id, signal=state.signal, seq=state.seq, linked=linked, counted=counted, earliest=earliest
+def _verdicts(state: SignalState, standings: dict[str, Standing]) -> tuple[AbuseVerdict, ...]:
+    # Each earlier trial made once: the verdicts of an out-of-order claim share most of theirs.
+    trials: dict[tuple[int, str], EarlierTrial] = {}
+
+    def trial(at: int, account_id: str) -> EarlierTrial:
+        if (at, account_id) not in trials:
+            trials[(at, account_id)] = EarlierTrial(account_id=account_id, trial_started_at=at)
+        return trials[(at, account_id)]
+
+    return tuple(
+        AbuseVerdict(
+            account_id=account_id,
+            signal=state.signal,
+            seq=state.seq,
+            linked=linked,
+            counted=counted,
+            earliest=tuple(trial(at, earlier) for at, earlier in earliest),
+        )
+        for account_id, (linked, counted, earliest) in standings.items()
     )
 
 

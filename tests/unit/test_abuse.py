@@ -382,3 +382,18 @@ def test_a_repeated_claim_resends_only_the_standings_from_its_position_on() -> N
     _, tenth = judge(state, claims[9])
     assert [v.account_id for v in tenth] == [c.account_id for c in claims[9:]]
     assert {v.seq for v in tenth} == {state.seq}
+
+
+def test_a_shared_host_among_accounts_with_their_own_other_signals_latest_first() -> None:
+    """An agency's website on every trial, each with its own device and card: as many sets of lower
+    signals as accounts, some shared too (every third card repeats)."""
+    trials = [
+        trial_factory(f"client-{n:03d}", 1_000 + n, website="agency.example", device_id=f"dev-{n}", card_fingerprint=f"card-{n // 3}")
+        for n in range(120)
+    ]
+    latest_first = run([translate.billing(t) for t in reversed(trials)])
+    in_order = run([translate.billing(t) for t in trials])
+    for account, state in in_order.accounts.items():
+        assert state.eligibility.abuse == expected_abuse(in_order, account), account
+        assert latest_first.accounts[account].eligibility.abuse == state.eligibility.abuse, account
+    assert in_order.accounts["client-119"].eligibility.abuse.linked_count == 119

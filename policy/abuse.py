@@ -98,18 +98,20 @@ class NeverEvidence:
         return (kind, value) in self.values or (kind == "email" and _email_domain(value) in self.email_domains)
 
 
-def signal(key: bytes, kind: SignalKind, raw: str | None, ignored: NeverEvidence = NeverEvidence()) -> Signal | None:
+def signal(key: bytes, kind: SignalKind, raw: str | None, never_evidence: NeverEvidence = NeverEvidence()) -> Signal | None:
     value = NORMALISERS[kind](raw) if raw else None
-    if value is None or ignored.covers(kind, value):
+    if value is None or never_evidence.covers(kind, value):
         return None
     digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
     return Signal(kind=kind, digest=digest)
 
 
-def identity_signals(key: bytes, identity: TrialIdentity | None, ignored: NeverEvidence = NeverEvidence()) -> tuple[Signal, ...]:
+def identity_signals(
+    key: bytes, identity: TrialIdentity | None, never_evidence: NeverEvidence = NeverEvidence()
+) -> tuple[Signal, ...]:
     if identity is None:
         return ()
-    found = (signal(key, kind, getattr(identity, kind), ignored) for kind in NORMALISERS)
+    found = (signal(key, kind, getattr(identity, kind), never_evidence) for kind in NORMALISERS)
     return tuple(sorted({s for s in found if s is not None}, key=lambda s: (s.kind, s.digest)))
 
 
@@ -131,7 +133,7 @@ Passed = tuple[int, str, frozenset[str]]  # a claimant's trial start, account id
 
 
 def _subsets(digests: frozenset[str]) -> list[frozenset[str]]:
-    """Every non-empty subset: an account has at most 5 signals, so at most 15 of them."""
+    """Every non-empty subset: at most 15, as lower digests are at most 4 (of 5 signals at most)."""
     ordered = sorted(digests)
     return [frozenset(c) for size in range(1, len(ordered) + 1) for c in combinations(ordered, size)]
 
@@ -147,6 +149,10 @@ class _Walk:
     def count(self, lower_digests: frozenset[str], times: int = 1) -> None:
         for subset in _subsets(lower_digests):
             self.having[subset] += times
+
+    def add(self, claimant: Passed) -> None:
+        self.passed.append(claimant)
+        self.count(claimant[2])
 
     def standing(self, lower_digests: frozenset[str]) -> Standing:
         """Those passed that share none of `lower_digests` are counted here, the others on a
@@ -181,8 +187,7 @@ def _standings_from(claimants: dict[str, Claimant], since: tuple[int, str] | Non
     later = ((c.trial_started_at, a, c.lower_digests) for a, c in claimants.items() if since is None or (c.trial_started_at, a) >= since)
     for claimant in sorted(later):
         found[claimant[1]] = walk.standing(claimant[2])
-        walk.passed.append(claimant)
-        walk.count(claimant[2])
+        walk.add(claimant)
     return found
 
 

@@ -21,18 +21,34 @@ class Signal(BaseModel):
 
 
 class SignalClaim(BaseModel):
-    """An account's claim on a signal: its earliest trial start, or None to withdraw the claim."""
+    """An account's claim on a signal: its earliest trial start, or None to withdraw the claim.
+
+    `lower_digests` are the account's other claimed signals whose digests sort before this one.
+    Two accounts sharing several signals are counted as linked on the first shared one only, so
+    an account's linked total is the sum over its signals, each signal judged on its own.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     signal: Signal
     account_id: str
     trial_started_at: int | None
+    lower_digests: frozenset[str] = frozenset()
+
+
+class EarlierTrial(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    account_id: str
+    trial_started_at: int
 
 
 class AbuseVerdict(BaseModel):
-    """For one account and one signal: the accounts whose trials on that signal came earlier.
+    """For one account and one signal: whether an earlier trial shares it, and which ones count.
 
+    `linked`: some other account's trial on this signal came earlier. `counted`: how many earlier
+    accounts are counted on this signal (those sharing no lower signal with this account), and
+    `earliest` the earliest of them (a capped number, see `policy.abuse`), in trial order.
     `seq` counts the changes of the signal's claimants; the highest `seq` is the current verdict.
     """
 
@@ -42,7 +58,16 @@ class AbuseVerdict(BaseModel):
     account_id: str
     signal: Signal
     seq: int
-    earlier_accounts: tuple[str, ...]
+    linked: bool = False
+    counted: int = 0
+    earliest: tuple[EarlierTrial, ...] = ()
+
+
+class Claimant(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    trial_started_at: int
+    lower_digests: frozenset[str] = frozenset()
 
 
 class SignalState(BaseModel):
@@ -51,5 +76,5 @@ class SignalState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     signal: Signal
-    claimants: dict[str, int] = {}
+    claimants: dict[str, Claimant] = {}
     seq: int = 0

@@ -56,8 +56,12 @@ class ChargeSummary(OutputRecord):
 
 class AbuseSummary(OutputRecord):
     suspected: bool = False
-    linked_accounts: tuple[str, ...] = ()
-    signals: tuple[str, ...] = ()
+    linked_accounts: tuple[str, ...] = Field(
+        (), description="accounts whose trials shared a signal and came earlier: the earliest ones (at most 25), in trial order"
+    )
+    # Records written before linked_count existed lack it; they listed every linked account.
+    linked_count: int = Field(0, ge=0, description="how many accounts are linked in all (linked_accounts lists at most 25)")
+    signals: tuple[str, ...] = Field((), description="the signal kinds shared with an earlier trial")
 
 
 EligibilityState = Literal["refunded", "ineligible", "no_charge", "eligible", "discretionary"]

@@ -1,4 +1,5 @@
-"""JSON Schemas of the input records, for the teams that publish them.
+"""JSON Schemas of the input records, for the teams that publish them, and of the refund
+decisions, for the services that read them.
 
 `python -m models.schemas` rewrites `schemas/`; a test fails when the files are stale.
 """
@@ -8,25 +9,28 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
+from models.outputs import RefundEligibility
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
-INPUT_SCHEMAS: dict[str, tuple[Any, str]] = {
-    "tracking-hit.schema.json": (TrackingHit, "tracking.hits: one Tracking Tag hit"),
-    "capi-event.schema.json": (ConversionApiEvent, "capi.events: one Conversion API event"),
-    "billing-event.schema.json": (BillingEvent, "billing.events: one account lifecycle event"),
+# file name: (model, title, mode): inputs as the detector accepts them, outputs as it writes them
+SCHEMAS: dict[str, tuple[Any, str, Literal["validation", "serialization"]]] = {
+    "tracking-hit.schema.json": (TrackingHit, "tracking.hits: one Tracking Tag hit", "validation"),
+    "capi-event.schema.json": (ConversionApiEvent, "capi.events: one Conversion API event", "validation"),
+    "billing-event.schema.json": (BillingEvent, "billing.events: one account lifecycle event", "validation"),
+    "refund-eligibility.schema.json": (RefundEligibility, "refund.eligibility: one account's refund decision", "serialization"),
 }
 
 
 def render() -> dict[str, str]:
     rendered = {}
-    for filename, (model, title) in INPUT_SCHEMAS.items():
-        schema = TypeAdapter(model).json_schema(mode="validation")
+    for filename, (model, title, mode) in SCHEMAS.items():
+        schema = TypeAdapter(model).json_schema(mode=mode)
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, **schema}
         rendered[filename] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return rendered

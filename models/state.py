@@ -26,7 +26,10 @@ class AccountState(BaseModel):
     refunded_charge_ids: frozenset[str] = frozenset()
     dashboard_cancellations_at: tuple[int, ...] = ()  # by the owner, in the dashboard
     other_cancellation_claims_at: tuple[int, ...] = ()  # any other channel or requester
-    seen_billing_event_ids: frozenset[str] = frozenset()
+    # (occurred_at, event_id) of the billing events remembered to drop duplicates, oldest first,
+    # bounded by policy.account.DuplicateWindow. States saved before the bound kept
+    # `seen_billing_event_ids`, every id: ignored when read (facts fold idempotently).
+    recent_billing_events: tuple[tuple[int, str], ...] = ()
     abuse_verdicts: dict[str, AbuseVerdict] = {}  # by signal digest, the highest `seq` of each
     usage: UsageState | None = None
     eligibility: RefundEligibility | None = None

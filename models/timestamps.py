@@ -55,7 +55,9 @@ Timestamp = Annotated[
                 {"type": "string", "format": "date-time", "description": "RFC 3339 with a zone"},
                 {"type": "integer", "minimum": 0, "maximum": MAX_MS, "description": "epoch milliseconds"},
             ]
-        }
+        },
+        mode="validation",
     ),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": "RFC 3339, UTC, milliseconds, Z"}, mode="serialization"),
 ]
 """Epoch milliseconds inside; either contract form accepted on input; RFC 3339 `Z` on output."""

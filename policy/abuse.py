@@ -2,7 +2,8 @@
 
 A signal is a normalised identity value (card, device, email, website host), hashed with a
 secret. For each signal the earliest trial (by `occurred_at`, ties: the smaller account id)
-keeps its standing; every later account on it is linked to the earlier ones. `signup_ip` is
+keeps its standing; every later account on it is linked to the earlier ones, and told so by a
+verdict only when its standing (linked or not, how many, the earliest few) changes. `signup_ip` is
 never a signal: shared IPs (offices, carriers) prove nothing on their own.
 """
 
@@ -10,9 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import combinations, islice
 from urllib.parse import urlsplit
 
-from models.abuse import AbuseVerdict, Signal, SignalClaim, SignalKind, SignalState
+from models.abuse import AbuseVerdict, Claimant, EarlierTrial, Signal, SignalClaim, SignalKind, SignalState
 from models.inputs import TrialIdentity
 from models.outputs import AbuseSummary
 
@@ -54,55 +59,228 @@ NORMALISERS = {
 }
 
 
-def signal(key: bytes, kind: SignalKind, raw: str | None) -> Signal | None:
+def _email_domain(normal: str) -> str:
+    return normal.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class NeverEvidence:
+    """Signal values that prove nothing however many accounts share them: a placeholder device id
+    sent by a buggy client, an office's shared email domain or website host. Set by ops; kept
+    normalised, so an entry matches every spelling its value has in identities."""
+
+    values: frozenset[tuple[SignalKind, str]] = frozenset()
+    email_domains: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> NeverEvidence:
+        """From `kind:value` entries (`device_id:0000-0000`, `website:agency.example`), and
+        `email:@domain` for every address of a domain. A malformed entry is a ValueError."""
+        values: set[tuple[SignalKind, str]] = set()
+        domains: set[str] = set()
+        for entry in entries:
+            kind, _, raw = entry.partition(":")
+            if kind not in NORMALISERS:
+                raise ValueError(f"{entry!r}: not kind:value with a kind of {', '.join(NORMALISERS)}")
+            if kind == "email" and raw.strip().startswith("@"):
+                domain = normalise_email(f"x{raw.strip()}")
+                if domain is None:
+                    raise ValueError(f"{entry!r}: no email domain after '@'")
+                domains.add(_email_domain(domain))
+                continue
+            value = NORMALISERS[kind](raw)
+            if value is None:
+                raise ValueError(f"{entry!r}: no {kind} value in it")
+            values.add((kind, value))  # type: ignore[arg-type]  # kind checked against NORMALISERS
+        return cls(values=frozenset(values), email_domains=frozenset(domains))
+
+    def covers(self, kind: SignalKind, value: str) -> bool:
+        return (kind, value) in self.values or (kind == "email" and _email_domain(value) in self.email_domains)
+
+
+def signal(key: bytes, kind: SignalKind, raw: str | None, never_evidence: NeverEvidence = NeverEvidence()) -> Signal | None:
     value = NORMALISERS[kind](raw) if raw else None
-    if value is None:
+    if value is None or never_evidence.covers(kind, value):
         return None
     digest = hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
     return Signal(kind=kind, digest=digest)
 
 
-def identity_signals(key: bytes, identity: TrialIdentity | None) -> tuple[Signal, ...]:
+def identity_signals(
+    key: bytes, identity: TrialIdentity | None, never_evidence: NeverEvidence = NeverEvidence()
+) -> tuple[Signal, ...]:
     if identity is None:
         return ()
-    found = (signal(key, kind, getattr(identity, kind)) for kind in NORMALISERS)
+    found = (signal(key, kind, getattr(identity, kind), never_evidence) for kind in NORMALISERS)
     return tuple(sorted({s for s in found if s is not None}, key=lambda s: (s.kind, s.digest)))
 
 
-def earlier_accounts(claimants: dict[str, int], account_id: str) -> tuple[str, ...]:
-    mine = (claimants[account_id], account_id)
-    return tuple(sorted(other for other, at in claimants.items() if (at, other) < mine))
+LINKED_ACCOUNTS_SHOWN = 25
+"""How many linked accounts an eligibility record lists, the earliest first (CONTRACT.md:
+`linked_accounts`, at most 25); `linked_count` gives them all. Keeps records and verdicts small
+however many accounts share a signal."""
+
+
+def trial_order(trial: EarlierTrial) -> tuple[int, str]:
+    """Earliest trial first; ties go to the smaller account id."""
+    return (trial.trial_started_at, trial.account_id)
+
+
+# An AbuseVerdict's linked, counted and earliest (as trial start and account id: verdicts are made
+# of the few standings that changed, not of every one compared).
+Standing = tuple[bool, int, tuple[tuple[int, str], ...]]
+Passed = tuple[int, str, frozenset[str]]  # a claimant's trial start, account id and lower digests
+
+
+def _subsets(digests: frozenset[str]) -> list[frozenset[str]]:
+    """Every non-empty subset: at most 15, as lower digests are at most 4 (of 5 signals at most)."""
+    ordered = sorted(digests)
+    return [frozenset(c) for size in range(1, len(ordered) + 1) for c in combinations(ordered, size)]
+
+
+@dataclass
+class _Walk:
+    """The claimants passed so far, in trial order, and for every set of lower digests how many of
+    them have it: what the standing of the next claimants is computed from."""
+
+    passed: list[Passed] = field(default_factory=list)
+    having: Counter[frozenset[str]] = field(default_factory=Counter)
+
+    def count(self, lower_digests: frozenset[str], times: int = 1) -> None:
+        for subset in _subsets(lower_digests):
+            self.having[subset] += times
+
+    def add(self, claimant: Passed) -> None:
+        self.passed.append(claimant)
+        self.count(claimant[2])
+
+    def standing(self, lower_digests: frozenset[str]) -> Standing:
+        """Those passed that share none of `lower_digests` are counted here, the others on a
+        lower signal. Their number by inclusion-exclusion over the subsets (a few lookups, however
+        many claimants), and the earliest by a walk that stops as soon as it has them."""
+        subsets = _subsets(lower_digests)
+        sharing = sum((-1) ** (len(subset) + 1) * self.having[subset] for subset in subsets)
+        counted = len(self.passed) - sharing
+        earliest = ((at, account) for at, account, theirs in self.passed if not theirs & lower_digests)
+        return (bool(self.passed), counted, tuple(islice(earliest, min(counted, LINKED_ACCOUNTS_SHOWN))))
+
+
+def _walk_before(claimants: dict[str, Claimant], since: tuple[int, str] | None) -> _Walk:
+    """The walk up to `since` in trial order (empty for None), counted per set of lower digests
+    rather than per claimant: most claimants share the same few sets."""
+    passed = sorted(
+        (c.trial_started_at, account, c.lower_digests)
+        for account, c in claimants.items()
+        if since is not None and (c.trial_started_at, account) < since
+    )
+    walk = _Walk(passed=passed)
+    for lower_digests, times in Counter(lower for _, _, lower in passed).items():
+        walk.count(lower_digests, times)
+    return walk
+
+
+def _standings_from(claimants: dict[str, Claimant], since: tuple[int, str] | None, before: _Walk) -> dict[str, Standing]:
+    """The standing of every claimant at or after `since` in trial order (of all, if None), the
+    claimants before it walked in `before`."""
+    walk = _Walk(passed=list(before.passed), having=Counter(before.having))  # a copy: the caller reuses it
+    found: dict[str, Standing] = {}
+    later = ((c.trial_started_at, a, c.lower_digests) for a, c in claimants.items() if since is None or (c.trial_started_at, a) >= since)
+    for claimant in sorted(later):
+        found[claimant[1]] = walk.standing(claimant[2])
+        walk.add(claimant)
+    return found
+
+
+def _position(account_id: str, claimant: Claimant | None) -> tuple[int, str] | None:
+    return None if claimant is None else (claimant.trial_started_at, account_id)
 
 
 def judge(state: SignalState | None, claim: SignalClaim) -> tuple[SignalState, tuple[AbuseVerdict, ...]]:
-    """Apply a claim to the signal; return the verdict of every account the signal concerns.
+    """Apply a claim to the signal; return the verdicts of the accounts whose standing it changed.
 
-    Verdicts are sent even when nothing changed: they are idempotent (same `seq`), and a crash
-    between saving the signal and sending its verdicts is repaired when the claim is replayed.
+    Only accounts from the claimant's trial on (before or after the claim) can be affected, and of
+    those only the ones whose standing differs get a verdict, besides the claimant itself: a claim
+    in trial order costs one verdict, however many accounts share the signal.
+
+    A claim that changes nothing sends the standings it could have changed again, with the same
+    `seq` (idempotent): a crash between saving the signal and sending its verdicts is repaired
+    when the claim is replayed. A claimant's trial start only ever moves earlier (it is the
+    earliest trial), so its current position covers every account its last change touched.
     """
     before = state or SignalState(signal=claim.signal)
+    account = claim.account_id
     claimants = dict(before.claimants)
-    if claim.trial_started_at is None:
-        claimants.pop(claim.account_id, None)
-    else:
-        claimants[claim.account_id] = claim.trial_started_at
+    prior = claimants.pop(account, None)
+    if claim.trial_started_at is not None:
+        claimants[account] = Claimant(trial_started_at=claim.trial_started_at, lower_digests=claim.lower_digests)
     changed = claimants != before.claimants
     after = SignalState(signal=before.signal, claimants=claimants, seq=before.seq + 1) if changed else before
-    concerned = sorted(set(claimants) | ({claim.account_id} if changed else set()))
-    verdicts = tuple(
+    positions = [p for p in (_position(account, prior), _position(account, claimants.get(account))) if p is not None]
+    since = min(positions, default=None)  # a withdrawal of an unknown claim: its position is lost, resend all
+    earlier = _walk_before(claimants, since)  # the same before the claim: it moved only at or after `since`
+    now = _standings_from(claimants, since, earlier)
+    then = _standings_from(before.claimants, since, earlier) if changed else {}
+    concerned = sorted({a for a, standing in now.items() if not changed or then.get(a) != standing} | {account})
+    no_standing: Standing = (False, 0, ())
+    return after, _verdicts(after, {a: now.get(a, no_standing) for a in concerned})
+
+
+def _verdicts(state: SignalState, standings: dict[str, Standing]) -> tuple[AbuseVerdict, ...]:
+    # Each earlier trial made once: the verdicts of an out-of-order claim share most of theirs.
+    trials: dict[tuple[int, str], EarlierTrial] = {}
+
+    def trial(at: int, account_id: str) -> EarlierTrial:
+        if (at, account_id) not in trials:
+            trials[(at, account_id)] = EarlierTrial(account_id=account_id, trial_started_at=at)
+        return trials[(at, account_id)]
+
+    return tuple(
         AbuseVerdict(
-            account_id=account,
-            signal=after.signal,
-            seq=after.seq,
-            earlier_accounts=earlier_accounts(claimants, account) if account in claimants else (),
+            account_id=account_id,
+            signal=state.signal,
+            seq=state.seq,
+            linked=linked,
+            counted=counted,
+            earliest=tuple(trial(at, earlier) for at, earlier in earliest),
         )
-        for account in concerned
+        for account_id, (linked, counted, earliest) in standings.items()
     )
-    return after, verdicts
+
+
+@dataclass(frozen=True)
+class CrowdedSignal:
+    """A signal whose claimants just reached the configured number: for ops to look at (a
+    placeholder or shared value to add to the never-evidence list, or a real abuse ring)."""
+
+    signal: Signal
+    claimants: int
+    earliest: tuple[str, ...]  # the first accounts on it, whose identities show the raw value
+
+
+CROWD_EARLIEST_SHOWN = 3
+
+
+def crowded(before: SignalState | None, after: SignalState, threshold: int) -> CrowdedSignal | None:
+    """Whether this claim took the signal's claimants to `threshold`: once on the way up, not on
+    every claim after (again only if they fell below it and came back)."""
+    if not len(before.claimants if before else ()) < threshold <= len(after.claimants):
+        return None
+    first = sorted(after.claimants, key=lambda a: (after.claimants[a].trial_started_at, a))[:CROWD_EARLIEST_SHOWN]
+    return CrowdedSignal(signal=after.signal, claimants=len(after.claimants), earliest=tuple(first))
 
 
 def summarise(verdicts: dict[str, AbuseVerdict]) -> AbuseSummary:
-    """An account's abuse standing from its per-signal verdicts."""
-    linked = {account for v in verdicts.values() for account in v.earlier_accounts}
-    kinds = {v.signal.kind for v in verdicts.values() if v.earlier_accounts}
-    return AbuseSummary(suspected=bool(linked), linked_accounts=tuple(sorted(linked)), signals=tuple(sorted(kinds)))
+    """An account's abuse standing from its per-signal verdicts.
+
+    An earlier account is counted on one signal only (see `SignalClaim`), so the counts add up;
+    while a verdict is stale it may be listed by two, hence listed once here.
+    """
+    linked = [v for v in verdicts.values() if v.linked]
+    listed = {trial.account_id: trial for v in verdicts.values() for trial in v.earliest}
+    shown = sorted(listed.values(), key=trial_order)[:LINKED_ACCOUNTS_SHOWN]
+    return AbuseSummary(
+        suspected=bool(linked),
+        linked_accounts=tuple(t.account_id for t in shown),
+        linked_count=sum(v.counted for v in verdicts.values()),
+        signals=tuple(sorted({v.signal.kind for v in linked})),
+    )

@@ -15,6 +15,23 @@ Record = UsageState | RefundEligibility
 
 
 @dataclass(frozen=True)
+class DuplicateWindow:
+    """Which billing event ids an account remembers, to give a duplicate the effect of none: the
+    `events` newest by `occurred_at`, and of those only the ones at most `max_age_ms` older than
+    the account's newest. Duplicates come from producer retries and redelivery after crashes and
+    rebalances (seconds to minutes), or a producer replaying its outbox after an outage (hours,
+    days); the defaults cover a whole monthly billing cycle and more events than an account has
+    in one. Facts are folded idempotently, so a duplicate from outside the window changes no
+    decision either: it is only remembered again."""
+
+    events: int
+    max_age_ms: int
+
+
+DEFAULT_DUPLICATE_WINDOW = DuplicateWindow(events=64, max_age_ms=35 * 24 * 3_600_000)
+
+
+@dataclass(frozen=True)
 class Step:
     state: AccountState
     records: tuple[Record, ...]  # for the output topics
@@ -26,7 +43,7 @@ def evidence_order(evidence: Evidence) -> tuple[int, str, str]:
     return (evidence.received_at, evidence.source, evidence.id)
 
 
-def fold(state: AccountState, event: AccountEvent) -> AccountState:
+def fold(state: AccountState, event: AccountEvent, window: DuplicateWindow = DEFAULT_DUPLICATE_WINDOW) -> AccountState:
     """The account's facts after `event`. Pure, and the same for any order of the same events."""
     if isinstance(event, UsageObserved):
         current = state.first_evidence
@@ -38,9 +55,10 @@ def fold(state: AccountState, event: AccountEvent) -> AccountState:
         if known is not None and known.seq >= event.seq:
             return state
         return state.model_copy(update={"abuse_verdicts": {**state.abuse_verdicts, event.signal.digest: event}})
-    if event.event_id in state.seen_billing_event_ids:
+    if any(event_id == event.event_id for _, event_id in state.recent_billing_events):
         return state  # the same event delivered twice has the effect of one
-    update: dict[str, object] = {"seen_billing_event_ids": state.seen_billing_event_ids | {event.event_id}}
+    remembered = _remembered(state.recent_billing_events, (event.occurred_at, event.event_id), window)
+    update: dict[str, object] = {"recent_billing_events": remembered}
     if isinstance(event, TrialBegan):
         update["trial"] = True
         earliest = state.trial_started_at
@@ -49,14 +67,26 @@ def fold(state: AccountState, event: AccountEvent) -> AccountState:
     elif isinstance(event, Charged):
         update["charges"] = _with_charge(state.charges, event)
     elif isinstance(event, CancellationRequested):
+        # Kept as sets of times (the rules ask only whether one falls in a span), so that a
+        # duplicate from outside the window folds to the same facts.
         if event.channel == "dashboard" and event.requested_by == "owner":
-            update["dashboard_cancellations_at"] = tuple(sorted((*state.dashboard_cancellations_at, event.occurred_at)))
+            update["dashboard_cancellations_at"] = tuple(sorted({*state.dashboard_cancellations_at, event.occurred_at}))
         else:
-            update["other_cancellation_claims_at"] = tuple(sorted((*state.other_cancellation_claims_at, event.occurred_at)))
+            update["other_cancellation_claims_at"] = tuple(sorted({*state.other_cancellation_claims_at, event.occurred_at}))
     elif isinstance(event, RefundIssued):
         update["refunded_charge_ids"] = state.refunded_charge_ids | {event.charge_id}
     # subscription_started and plan_changed are recorded (as seen) and change nothing else.
     return state.model_copy(update=update)
+
+
+def _remembered(
+    recent: tuple[tuple[int, str], ...], event: tuple[int, str], window: DuplicateWindow
+) -> tuple[tuple[int, str], ...]:
+    """The window after `event` (occurred_at, event_id): what it keeps depends only on the set of
+    events seen, not on their order (an event dropped from it would be dropped whenever it came)."""
+    events = sorted({*recent, event})
+    newest = events[-1][0]
+    return tuple(e for e in events if e[0] >= newest - window.max_age_ms)[-window.events :]
 
 
 def _with_charge(charges: tuple[ChargeSummary, ...], event: Charged) -> tuple[ChargeSummary, ...]:
@@ -80,8 +110,14 @@ def claims_of(account: AccountState) -> dict[str, SignalClaim]:
     if account.trial_started_at is None:
         return {}
     signals = set(account.trial_signals) | ({account.page_signal} if account.page_signal else set())
+    digests = frozenset(s.digest for s in signals)
     return {
-        s.digest: SignalClaim(signal=s, account_id=account.account_id, trial_started_at=account.trial_started_at)
+        s.digest: SignalClaim(
+            signal=s,
+            account_id=account.account_id,
+            trial_started_at=account.trial_started_at,
+            lower_digests=frozenset(d for d in digests if d < s.digest),
+        )
         for s in sorted(signals, key=lambda s: s.digest)
     }
 
@@ -92,8 +128,11 @@ def _changed_claims(before: AccountState, after: AccountState) -> tuple[SignalCl
     return (*(c for d, c in new.items() if old.get(d) != c), *withdrawn)
 
 
-def apply(state: AccountState | None, event: AccountEvent, now: int) -> Step:
-    """Fold `event` into the account and say what to publish, stamped at `now`.
+def apply(
+    state: AccountState | None, event: AccountEvent, now: int, window: DuplicateWindow = DEFAULT_DUPLICATE_WINDOW
+) -> Step:
+    """Fold `event` into the account and say what to publish, stamped at `now`; billing event ids
+    are remembered within `window`.
 
     A record is published when its content changes, with the next `version`. An event that
     changes nothing publishes the current records (and, if it could have caused them, the
@@ -101,7 +140,7 @@ def apply(state: AccountState | None, event: AccountEvent, now: int) -> Step:
     state was already saved, reprocessing its input repairs it.
     """
     before = state or AccountState(account_id=event.account_id)
-    after = fold(before, event)
+    after = fold(before, event, window)
     usage = _usage_record(after, now)
     eligibility = _eligibility_record(after, now)
     after = after.model_copy(update={"usage": usage, "eligibility": eligibility})

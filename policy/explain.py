@@ -49,5 +49,7 @@ def explain(account: AccountState) -> list[str]:
         lines.append(f"cancellation claimed outside the dashboard or by someone else at {format_timestamp(at)}")
     abuse = record.abuse
     if abuse.suspected:
-        lines.append(f"abuse: trials of {', '.join(abuse.linked_accounts)} came earlier with the same {', '.join(abuse.signals)}")
+        unlisted = abuse.linked_count - len(abuse.linked_accounts)
+        more = f" and {unlisted} more" if unlisted > 0 else ""
+        lines.append(f"abuse: trials of {', '.join(abuse.linked_accounts)}{more} came earlier with the same {', '.join(abuse.signals)}")
     return lines

@@ -16,7 +16,7 @@ from models.abuse import SignalClaim, SignalState
 from models.internal import AccountEvent
 from models.state import AccountState
 from policy.abuse import judge
-from policy.account import apply
+from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow, apply
 
 
 @dataclass
@@ -25,7 +25,12 @@ class Outcome:
     signals: dict[str, SignalState] = field(default_factory=dict)
 
 
-def run(events: Iterable[AccountEvent], rng: random.Random | None = None, now: int = 0) -> Outcome:
+def run(
+    events: Iterable[AccountEvent],
+    rng: random.Random | None = None,
+    now: int = 0,
+    window: DuplicateWindow = DEFAULT_DUPLICATE_WINDOW,
+) -> Outcome:
     outcome = Outcome()
     queues: dict[tuple[str, str], deque[AccountEvent | SignalClaim]] = {}
 
@@ -45,7 +50,7 @@ def run(events: Iterable[AccountEvent], rng: random.Random | None = None, now: i
             for verdict in verdicts:
                 enqueue("account", verdict.account_id, verdict)
         else:
-            step = apply(outcome.accounts.get(key), message, now)
+            step = apply(outcome.accounts.get(key), message, now, window)
             outcome.accounts[key] = step.state
             for claim in step.claims:
                 enqueue("signal", claim.signal.digest, claim)

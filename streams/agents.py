@@ -32,8 +32,7 @@ from models.internal import AccountEvent, UsageObserved
 from models.outputs import UsageState
 from models.state import AccountState
 from policy import apply
-from policy.abuse import judge
-from policy.translate import Translator
+from policy.abuse import CrowdedSignal, crowded, judge
 from streams.dead_letter import dead_letter
 from streams.hit_gate import DominatedHits
 from streams.metrics import Metrics, TableCensus
@@ -58,6 +57,18 @@ def record_transition(metrics: Metrics, before: AccountState | None, after: Acco
     new = after.eligibility.state if after.eligibility else "none"
     if old != new:
         metrics.transitions.labels(old, new).inc()
+
+
+def report_crowded(metrics: Metrics, crowd: CrowdedSignal) -> None:
+    metrics.crowded_signals.labels(crowd.signal.kind).inc()
+    log.warning(
+        "signal %s %s has %d claimants; the first: %s. If its value is a placeholder or shared by right, "
+        "list it in USAGE_DETECTOR_NEVER_EVIDENCE and replay (README, Operations)",
+        crowd.signal.kind,
+        crowd.signal.digest[:16],
+        crowd.claimants,
+        ", ".join(crowd.earliest),
+    )
 
 
 def decode_safely(decoder: Callable[[bytes | None], BaseModel], topic: str, value: bytes | None) -> BaseModel:
@@ -92,7 +103,8 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
     accounts = app.Table("accounts", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     signals = app.Table("signals", partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
-    edge = Translator(settings.signal_key.get_secret_value().encode())
+    edge = settings.translator()
+    duplicate_window = settings.duplicate_window()
     limit = settings.max_record_bytes
     decoders: dict[str, Callable[[bytes | None], BaseModel]] = {
         names.hits: lambda value: edge.hit(decode(HITS, value, limit)),
@@ -150,7 +162,7 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
             # Stamp records with the event's own time on this topic, not the clock: reprocessing
             # after a crash then rebuilds the very same records, never a conflicting version.
             accepted_at = round(message_event.message.timestamp * 1000)
-            step = apply(state, event, now=accepted_at)
+            step = apply(state, event, now=accepted_at, window=duplicate_window)
             published_usage_version = state.usage.version if state is not None and state.usage else 0
             # Publish before saving: a crash in between reprocesses the event and republishes.
             for record in step.records:
@@ -182,6 +194,8 @@ def build_pipeline(app: faust.App, settings: Settings, metrics: Metrics) -> Pipe
             stored = signals.get(key)
             state = SignalState.model_validate_json(stored) if stored is not None else None
             after, verdicts = judge(state, claim)
+            if (crowd := crowded(state, after, settings.crowded_signal_claimants)) is not None:
+                report_crowded(metrics, crowd)
             for verdict in verdicts:
                 await account_events.send(key=verdict.account_id.encode(), value=encode(verdict))
             if after is not state:

@@ -31,9 +31,8 @@ from models.codec import decode
 from models.errors import InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
 from models.internal import AccountEvent, UsageObserved
-from policy.account import evidence_order
+from policy.account import DuplicateWindow, evidence_order
 from policy.oracle import run as run_oracle
-from policy.translate import Translator
 from streams.cli import add_setting_options, bootstrap_servers, settings_from
 from streams.outputs import content, latest_by_account, read_topics
 from streams.ledger import account_for
@@ -212,7 +211,7 @@ def _rfc3339(ms: int) -> str:
 
 def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent | None]:
     """Each input as the detector's edge translates it; None for an unusable one."""
-    translate = Translator(settings.signal_key.get_secret_value().encode())
+    translate = settings.translator()
     adapters = {"hits": TypeAdapter(TrackingHit), "capi": TypeAdapter(ConversionApiEvent), "billing": TypeAdapter(BillingEvent)}
     edges = {"hits": translate.hit, "capi": translate.capi, "billing": translate.billing}
     decoded: list[AccountEvent | None] = []
@@ -224,7 +223,7 @@ def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent |
     return decoded
 
 
-def expected_outcome(decoded: list[AccountEvent | None]) -> dict[str, dict[str, Any]]:
+def expected_outcome(decoded: list[AccountEvent | None], window: DuplicateWindow) -> dict[str, dict[str, Any]]:
     """The oracle: the policy core run in memory over the decoded inputs, as each account's records."""
     earliest: dict[str, UsageObserved] = {}  # only the earliest evidence of an account can matter
     events = []
@@ -235,7 +234,7 @@ def expected_outcome(decoded: list[AccountEvent | None]) -> dict[str, dict[str, 
                 earliest[event.account_id] = event
         elif event is not None:
             events.append(event)
-    outcome = run_oracle([*events, *earliest.values()])
+    outcome = run_oracle([*events, *earliest.values()], window=window)
     return {
         account: {
             "usage": content(state.usage.model_dump(mode="json")) if state.usage else None,
@@ -410,7 +409,7 @@ def run_chaos(args: argparse.Namespace) -> int:
         workload = generate(args.seed, args.accounts, args.records)
     log("computing the expected outcome (oracle)")
     decoded = decode_inputs(workload, settings)
-    expected = expected_outcome(decoded)
+    expected = expected_outcome(decoded, settings.duplicate_window())
     ensure_topics(settings, servers)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"usage-detector-chaos-{tag}-"))
     chaos = Chaos(settings, servers, args, workdir)

@@ -55,6 +55,12 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.crowded_signals = Counter(
+            "usage_detector_crowded_signals",
+            "Signals whose claimants reached USAGE_DETECTOR_CROWDED_SIGNAL_CLAIMANTS (counted once on the way up)",
+            ["kind"],
+            registry=r,
+        )
         self.transitions = Counter(
             "usage_detector_eligibility_transitions",
             "Eligibility state changes published (from 'none' for an account's first decision)",

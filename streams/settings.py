@@ -7,10 +7,16 @@ environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from policy.abuse import NeverEvidence
+from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
+from policy.translate import Translator
+
+DAY_MS = 86_400_000
 
 
 class Settings(BaseSettings):
@@ -36,6 +42,22 @@ class Settings(BaseSettings):
     signal_key: SecretStr = Field(
         SecretStr("development-only-signal-key"),
         description="HMAC-SHA256 secret that hashes identity signals; the same on every worker",
+    )
+    never_evidence: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="identity values that are never abuse evidence, comma-separated kind:value "
+        "(device_id:..., card_fingerprint:..., email:... or email:@domain, website:host); applied to new claims",
+    )
+    crowded_signal_claimants: int = Field(
+        100, ge=2, description="claimants of one signal at which the worker logs it and counts it in /metrics"
+    )
+    duplicate_window_events: int = Field(
+        DEFAULT_DUPLICATE_WINDOW.events, ge=1, description="billing event ids each account remembers to drop duplicates"
+    )
+    duplicate_window_days: float = Field(
+        DEFAULT_DUPLICATE_WINDOW.max_age_ms / DAY_MS,
+        gt=0,
+        description="of those, only the ones whose occurred_at is at most this much older than the account's newest",
     )
     state_dir: Path = Field(Path("state"), description="local table state of the worker")
     max_record_bytes: int = Field(262_144, ge=1024, description="input values larger than this are dead-lettered")
@@ -74,6 +96,27 @@ class Settings(BaseSettings):
         None, description="password of that private key (environment only)", json_schema_extra={"env_only": True}
     )
     kafka_ssl_check_hostname: bool = Field(True, description="check the broker's host name against its certificate")
+
+    @field_validator("never_evidence", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """One string from the environment or an option: entries separated by commas."""
+        if isinstance(value, str):
+            return tuple(entry.strip() for entry in value.split(",") if entry.strip())
+        return value
+
+    @field_validator("never_evidence")
+    @classmethod
+    def _parses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        NeverEvidence.parse(value)  # a malformed entry stops the worker at start, named
+        return value
+
+    def translator(self) -> Translator:
+        """Where input records become account events: identities hashed, never-evidence dropped."""
+        return Translator(self.signal_key.get_secret_value().encode(), NeverEvidence.parse(self.never_evidence))
+
+    def duplicate_window(self) -> DuplicateWindow:
+        return DuplicateWindow(events=self.duplicate_window_events, max_age_ms=round(self.duplicate_window_days * DAY_MS))
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -47,13 +47,16 @@ def make_trial(at: int | str = C - 14 * DAY) -> AccountEvent:
 def make_abuse_verdict(
     earlier_accounts: Sequence[str] = ("acct-earlier",), kind: str = "card_fingerprint", seq: int = 1
 ) -> AccountEvent:
-    """The verdict on one of the account's trial signals: the accounts whose trials came earlier."""
+    """The verdict on one of the account's trial signals: the accounts whose trials came earlier
+    (counted on this signal), their trials a minute apart in the order given."""
     record = {
         "type": "abuse_verdict",
         "account_id": ACCOUNT,
         "signal": {"kind": kind, "digest": f"digest-of-{kind}"},
         "seq": seq,
-        "earlier_accounts": list(earlier_accounts),
+        "linked": bool(earlier_accounts),
+        "counted": len(earlier_accounts),
+        "earliest": [{"account_id": a, "trial_started_at": C - DAY + i * MINUTE} for i, a in enumerate(earlier_accounts)],
     }
     return ACCOUNT_EVENT.validate_python(record)
 

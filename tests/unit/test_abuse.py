@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import random
+import re
+from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.abuse import SignalClaim
 from models.inputs import TrackingHit, TrialIdentity, TrialStarted
-from models.internal import UsageObserved
-from models.outputs import TagEvidence
-from policy.abuse import identity_signals, judge, normalise_email, normalise_website, signal
-from policy.oracle import run
+from models.internal import TrialBegan, UsageObserved
+from models.outputs import AbuseSummary, RefundEligibility, TagEvidence
+from policy.abuse import (
+    LINKED_ACCOUNTS_SHOWN,
+    CrowdedSignal,
+    NeverEvidence,
+    crowded,
+    identity_signals,
+    judge,
+    normalise_email,
+    normalise_website,
+    signal,
+)
+from policy.account import apply
+from policy.oracle import Outcome, run
 from policy.translate import Translator
 
 KEY = b"test-signal-key"
@@ -63,21 +76,27 @@ def test_signals_are_keyed_hashes_never_raw_values() -> None:
     assert signal(KEY, "email", "Jane@Example.com") == signal(KEY, "email", "jane@example.com")
 
 
+def standing_of(verdicts) -> dict[str, tuple[str, ...]]:
+    """Each verdict as the earlier accounts it counts, checking that its count and flag agree."""
+    for v in verdicts:
+        assert v.counted == len(v.earliest) and v.linked == bool(v.earliest)
+    return {v.account_id: tuple(t.account_id for t in v.earliest) for v in verdicts}
+
+
 def test_judge_links_later_claimants_to_earlier_ones_and_ties_go_to_the_smaller_id() -> None:
     s = signal(KEY, "card_fingerprint", "card-1")
     assert s is not None
     state, _ = judge(None, SignalClaim(signal=s, account_id="b", trial_started_at=200))
     state, _ = judge(state, SignalClaim(signal=s, account_id="c", trial_started_at=100))
     state, verdicts = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=100))
-    earlier = {v.account_id: v.earlier_accounts for v in verdicts}
-    assert earlier == {"a": (), "c": ("a",), "b": ("a", "c")}
+    assert standing_of(verdicts) == {"a": (), "c": ("a",), "b": ("a", "c")}
     assert {v.seq for v in verdicts} == {3}
     # A claim repeated changes nothing, and says so again with the same seq.
     again, repeated = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=100))
     assert again == state and {v.seq for v in repeated} == {3}
     # A withdrawn claim clears that account and frees the others.
     state, verdicts = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=None))
-    assert {v.account_id: v.earlier_accounts for v in verdicts} == {"a": (), "b": ("c",), "c": ()}
+    assert standing_of(verdicts) == {"a": (), "b": ("c",), "c": ()}
 
 
 def trial_factory(account: str, at: int, **identity: str) -> TrialStarted:
@@ -153,6 +172,7 @@ def test_final_flags_do_not_depend_on_arrival_order(entries, rnd: random.Random)
     other = run(shuffled, rng=rnd)
     for account, state in reference.accounts.items():
         assert other.accounts[account].eligibility.abuse == state.eligibility.abuse, account
+        assert state.eligibility.abuse == expected_abuse(reference, account), account
     # The earliest trial on any signal is never suspected because of that signal.
     for account, state in reference.accounts.items():
         for linked in state.eligibility.abuse.linked_accounts:
@@ -161,8 +181,6 @@ def test_final_flags_do_not_depend_on_arrival_order(entries, rnd: random.Random)
 
 
 def test_only_the_events_that_made_the_claims_make_them_again() -> None:
-    from policy.account import apply
-
     trial = translate.billing(trial_factory("acct", 100, card_fingerprint="c1", website="https://a.example"))
     first = translate.hit(TrackingHit(hit_id="h1", account_id="acct", received_at=1000, page_url="https://b.example/"))
     later = translate.hit(TrackingHit(hit_id="h2", account_id="acct", received_at=2000, page_url="https://b.example/"))
@@ -173,5 +191,209 @@ def test_only_the_events_that_made_the_claims_make_them_again() -> None:
     assert len(claimed) == 3  # card, website, first page's host: a repeated trial re-claims them all
     assert {c.signal.digest for c in apply(state, first, now=6).claims} == claimed
     assert apply(state, later, now=6).claims == ()  # a later hit never claimed anything
-    verdict = apply(None, trial, now=1).claims[0]
-    assert apply(state, judge(None, verdict)[1][0], now=6).claims == ()
+    claim = apply(None, trial, now=1).claims[0]
+    assert apply(state, judge(None, claim)[1][0], now=6).claims == ()
+
+
+def expected_abuse(outcome, account: str) -> AbuseSummary:
+    """The contract's rule written out plainly over the final facts, for comparison with the judge."""
+    mine = outcome.accounts[account]
+    if mine.trial_started_at is None:
+        return AbuseSummary()
+    my_signals = set(mine.trial_signals) | ({mine.page_signal} if mine.page_signal else set())
+    earlier = {
+        other: (state.trial_started_at, other)
+        for other, state in outcome.accounts.items()
+        if state.trial_started_at is not None
+        and (state.trial_started_at, other) < (mine.trial_started_at, account)
+        and my_signals & (set(state.trial_signals) | ({state.page_signal} if state.page_signal else set()))
+    }
+    kinds = {
+        s.kind
+        for s in my_signals
+        for other in earlier
+        if s in outcome.accounts[other].trial_signals or s == outcome.accounts[other].page_signal
+    }
+    return AbuseSummary(
+        suspected=bool(earlier),
+        linked_accounts=tuple(sorted(earlier, key=earlier.__getitem__)[:LINKED_ACCOUNTS_SHOWN]),
+        linked_count=len(earlier),
+        signals=tuple(sorted(kinds)),
+    )
+
+
+@st.composite
+def crowd_factory(draw: st.DrawFn) -> list[TrialStarted]:
+    """50 to 200 trials that nearly all share a placeholder device, with overlapping cards and emails
+    (accounts linked on several signals at once), trial times often tied."""
+    size = draw(st.integers(50, 200))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rnd = random.Random(seed)
+    trials = []
+    for n in range(size):
+        identity = {"device_id": "placeholder" if rnd.random() < 0.9 else f"dev-{n}"}
+        if rnd.random() < 0.5:
+            identity["card_fingerprint"] = f"card-{rnd.randrange(5)}"
+        if rnd.random() < 0.3:
+            identity["email"] = f"user{rnd.randrange(4)}@x.example"
+        trials.append(trial_factory(f"acct-{n:03d}", rnd.randrange(size // 2), **identity))
+    return trials
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(crowd_factory(), st.randoms(use_true_random=False))
+def test_large_shared_groups_end_as_in_trial_order_whatever_the_arrival_order(trials, rnd: random.Random) -> None:
+    in_trial_order = [translate.billing(t) for t in sorted(trials, key=lambda t: (t.occurred_at, t.account_id))]
+    reference = run(in_trial_order)
+    shuffled = list(in_trial_order)
+    rnd.shuffle(shuffled)
+    other = run(shuffled, rng=rnd)
+    for account, state in reference.accounts.items():
+        assert state.eligibility.abuse == expected_abuse(reference, account), account
+        assert other.accounts[account].eligibility.abuse == state.eligibility.abuse, account
+
+
+def crowd_in_trial_order(size: int) -> list[TrialBegan]:
+    return [translate.billing(trial_factory(f"acct-{n:04d}", 1_000 + n, device_id="placeholder")) for n in range(size)]
+
+
+def test_a_claim_in_trial_order_costs_one_verdict_however_many_share_the_signal() -> None:
+    state = None
+    for n, trial in enumerate(crowd_in_trial_order(300)):
+        (claim,) = apply(None, trial, now=0).claims
+        state, verdicts = judge(state, claim)
+        assert [v.account_id for v in verdicts] == [trial.account_id]
+        assert verdicts[0].counted == n and len(verdicts[0].earliest) == min(n, LINKED_ACCOUNTS_SHOWN)
+
+
+def test_in_trial_order_each_account_publishes_at_most_two_eligibility_records() -> None:
+    """Its own trial (no charge yet), then its verdict (suspected): nothing when later trials join."""
+    outcome = Outcome()
+    published: Counter[str] = Counter()
+    for trial in crowd_in_trial_order(300):
+        pending = [trial]
+        while pending:
+            event = pending.pop(0)
+            step = apply(outcome.accounts.get(event.account_id), event, now=0)
+            outcome.accounts[event.account_id] = step.state
+            published[event.account_id] += sum(isinstance(r, RefundEligibility) for r in step.records)
+            for claim in step.claims:
+                outcome.signals[claim.signal.digest], verdicts = judge(outcome.signals.get(claim.signal.digest), claim)
+                pending.extend(verdicts)
+    assert max(published.values()) == 2
+    last = outcome.accounts["acct-0299"].eligibility.abuse
+    assert (last.linked_count, len(last.linked_accounts), last.linked_accounts[0]) == (299, LINKED_ACCOUNTS_SHOWN, "acct-0000")
+
+
+def test_an_earlier_claim_arriving_late_changes_only_the_standings_it_changes() -> None:
+    s = signal(KEY, "device_id", "placeholder")
+    state = None
+    for n in range(1, 41):
+        state, _ = judge(state, SignalClaim(signal=s, account_id=f"acct-{n:02d}", trial_started_at=n))
+    state, verdicts = judge(state, SignalClaim(signal=s, account_id="acct-00", trial_started_at=0))
+    # Everyone's count grows; the new earliest enters every list.
+    assert len(verdicts) == 41
+    assert all(v.earliest[0].account_id == "acct-00" for v in verdicts if v.account_id != "acct-00")
+    # A claim moving between two late positions touches only the accounts it passes (a tie at 35
+    # goes to the smaller id, so acct-35 stays behind it, unchanged).
+    state, verdicts = judge(state, SignalClaim(signal=s, account_id="acct-30", trial_started_at=35))
+    assert [v.account_id for v in verdicts] == [f"acct-{n}" for n in range(30, 35)]
+
+
+def test_accounts_linked_on_several_signals_are_counted_once() -> None:
+    events = [
+        trial_factory("first", 100, card_fingerprint="c1", device_id="d1", email="a@x.example"),
+        trial_factory("second", 200, card_fingerprint="c1", device_id="d1"),
+        trial_factory("third", 300, card_fingerprint="c1", device_id="d1", email="a@x.example"),
+    ]
+    outcome = run([translate.billing(e) for e in events])
+    third = outcome.accounts["third"].eligibility.abuse
+    assert (third.linked_accounts, third.linked_count) == (("first", "second"), 2)
+    assert third.signals == ("card_fingerprint", "device_id", "email")
+
+
+PLACEHOLDERS = NeverEvidence.parse(
+    ["device_id:00000000-0000-0000-0000-000000000000", "email:@Agency.Example", "website:https://www.agency.example/", "email:jo@gmail.com"]
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "ignored"),
+    [
+        ("device_id", " 00000000-0000-0000-0000-000000000000 ", True),
+        ("device_id", "00000000-0000-0000-0000-000000000001", False),
+        ("email", "Anyone+x@agency.example", True),  # every address of the domain
+        ("email", "anyone@sub.agency.example", False),
+        ("email", "J.O@googlemail.com", True),  # the entry is normalised like the value
+        ("website", "agency.example:8080/landing", True),
+        ("website", "client.example", False),
+    ],
+)
+def test_values_listed_as_never_evidence_make_no_signal(kind: str, raw: str, ignored: bool) -> None:
+    assert (signal(KEY, kind, raw, PLACEHOLDERS) is None) is ignored
+    assert signal(KEY, kind, raw) is not None
+
+
+@pytest.mark.parametrize("entry", ["phone:123", "device_id", "device_id:  ", "email:@", "website:https://"])
+def test_a_malformed_never_evidence_entry_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(entry))):  # the entry named
+        NeverEvidence.parse([entry])
+
+
+def test_accounts_sharing_only_never_evidence_values_are_not_linked() -> None:
+    edge = Translator(KEY, PLACEHOLDERS)
+    events = [
+        edge.billing(trial_factory("first", 100, device_id="00000000-0000-0000-0000-000000000000", website="agency.example")),
+        edge.billing(trial_factory("second", 200, device_id="00000000-0000-0000-0000-000000000000", email="b@agency.example")),
+        edge.hit(TrackingHit(hit_id="h", account_id="second", received_at=300, page_url="https://agency.example/x")),
+        edge.billing(trial_factory("third", 300, device_id="00000000-0000-0000-0000-000000000000", card_fingerprint="c1")),
+        edge.billing(trial_factory("fourth", 400, card_fingerprint="c1")),
+    ]
+    outcome = run(events)
+    assert abuse_of(outcome, "second") == (False, (), ())
+    assert abuse_of(outcome, "third") == (False, (), ())
+    assert abuse_of(outcome, "fourth") == (True, ("third",), ("card_fingerprint",))  # other signals still count
+
+
+def test_a_crowded_signal_is_reported_once_on_the_way_up() -> None:
+    s = signal(KEY, "device_id", "placeholder")
+    state, reports = None, []
+    for n, at in enumerate([50, 40, 30, 20, 10]):
+        after, _ = judge(state, SignalClaim(signal=s, account_id=f"acct-{n}", trial_started_at=at))
+        reports.append(crowded(state, after, threshold=3))
+        state = after
+    assert reports[:2] == [None, None] and reports[3:] == [None, None]
+    assert reports[2] == CrowdedSignal(signal=s, claimants=3, earliest=("acct-2", "acct-1", "acct-0"))
+    fewer, _ = judge(state, SignalClaim(signal=s, account_id="acct-0", trial_started_at=None))
+    fewer, _ = judge(fewer, SignalClaim(signal=s, account_id="acct-1", trial_started_at=None))
+    again, _ = judge(fewer, SignalClaim(signal=s, account_id="acct-9", trial_started_at=99))
+    assert crowded(fewer, again, threshold=3) is None and crowded(None, again, threshold=4) is not None
+    assert crowded(None, again, threshold=3).earliest == ("acct-4", "acct-3", "acct-2")
+
+
+def test_a_repeated_claim_resends_only_the_standings_from_its_position_on() -> None:
+    """Crash repair: the claim's own verdict and those after it, the ones its change could touch."""
+    state = None
+    claims = [apply(None, trial, now=0).claims[0] for trial in crowd_in_trial_order(50)]
+    for claim in claims:
+        state, _ = judge(state, claim)
+    again, last = judge(state, claims[-1])
+    assert again == state and [v.account_id for v in last] == [claims[-1].account_id]
+    _, tenth = judge(state, claims[9])
+    assert [v.account_id for v in tenth] == [c.account_id for c in claims[9:]]
+    assert {v.seq for v in tenth} == {state.seq}
+
+
+def test_a_shared_host_among_accounts_with_their_own_other_signals_latest_first() -> None:
+    """An agency's website on every trial, each with its own device and card: as many sets of lower
+    signals as accounts, some shared too (every third card repeats)."""
+    trials = [
+        trial_factory(f"client-{n:03d}", 1_000 + n, website="agency.example", device_id=f"dev-{n}", card_fingerprint=f"card-{n // 3}")
+        for n in range(120)
+    ]
+    latest_first = run([translate.billing(t) for t in reversed(trials)])
+    in_order = run([translate.billing(t) for t in trials])
+    for account, state in in_order.accounts.items():
+        assert state.eligibility.abuse == expected_abuse(in_order, account), account
+        assert latest_first.accounts[account].eligibility.abuse == state.eligibility.abuse, account
+    assert in_order.accounts["client-119"].eligibility.abuse.linked_count == 119

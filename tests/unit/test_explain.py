@@ -1,4 +1,4 @@
-from models.abuse import AbuseVerdict, Signal
+from models.abuse import AbuseVerdict, EarlierTrial, Signal
 from models.inputs import CancellationRequested, Charged, RefundIssued
 from models.internal import TrialBegan, UsageObserved
 from models.outputs import CapiEvidence
@@ -38,13 +38,24 @@ def test_explains_refunds_cancellations_and_abuse() -> None:
         charged(1000, "c1", reason="renewal"),
         charged(900, "c0", reason="trial_conversion"),
         RefundIssued(type="refund_issued", event_id="r", account_id="a", occurred_at=1100, charge_id="c0"),
-        AbuseVerdict(account_id="a", signal=digest, seq=1, earlier_accounts=("z",)),
+        AbuseVerdict(account_id="a", signal=digest, seq=1, linked=True, counted=1, earliest=(EarlierTrial(account_id="z", trial_started_at=0),)),
     )
     text = "\n".join(explain(state))
     assert "a: ineligible" in text and "rule 2" in text
     assert "charge before it: c0" in text and "(refunded)" in text
     assert "claimed outside the dashboard" in text
     assert "trials of z came earlier with the same card_fingerprint" in text
+
+
+def test_abuse_says_how_many_linked_accounts_are_not_listed() -> None:
+    digest = Signal(kind="device_id", digest="cd" * 32)
+    earliest = tuple(EarlierTrial(account_id=f"z{n:02d}", trial_started_at=n) for n in range(25))
+    state = history(
+        TrialBegan(event_id="t", account_id="a", occurred_at=100),
+        AbuseVerdict(account_id="a", signal=digest, seq=1, linked=True, counted=40, earliest=earliest),
+    )
+    text = "\n".join(explain(state))
+    assert "trials of z00, z01," in text and "z24 and 15 more came earlier with the same device_id" in text
 
 
 def test_no_charge_names_rule_3() -> None:

@@ -4,7 +4,12 @@ from models.inputs import Charged
 from models.internal import TrialBegan
 import asyncio
 
-from streams.metrics import TableCensus, count_states, eligibility_state_of
+import logging
+
+from models.abuse import Signal
+from policy.abuse import CrowdedSignal
+from streams.agents import report_crowded
+from streams.metrics import Metrics, TableCensus, count_states, eligibility_state_of
 
 
 def test_the_eligibility_state_is_found_in_stored_accounts_without_parsing() -> None:
@@ -38,3 +43,14 @@ def test_the_census_counts_tables_and_states_and_yields_to_the_loop_while_walkin
     assert census.states == {"no_charge": 12}
     assert census.taken_at is not None
     assert switches >= 2  # 12 keys, a yield every 5: the loop ran in between
+
+
+def test_a_crowded_signal_is_counted_by_kind_and_logged_with_its_first_accounts(caplog) -> None:
+    metrics = Metrics()
+    crowd = CrowdedSignal(signal=Signal(kind="device_id", digest="ab" * 32), claimants=100, earliest=("a1", "a2", "a3"))
+    with caplog.at_level(logging.WARNING, logger="streams.agents"):
+        report_crowded(metrics, crowd)
+    assert metrics.registry.get_sample_value("usage_detector_crowded_signals_total", {"kind": "device_id"}) == 1
+    (line,) = caplog.messages
+    assert "device_id abababababababab has 100 claimants" in line and "a1, a2, a3" in line
+    assert "USAGE_DETECTOR_NEVER_EVIDENCE" in line

@@ -19,7 +19,10 @@ from hypothesis import strategies as st
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
 from models.internal import AccountEvent, UsageObserved
 from models.outputs import RefundEligibility, UsageState
+from models.codec import encode
+from models.state import AccountState
 from policy import Step, apply
+from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
 from tests.unit.factories import ACCOUNT, ACCOUNT_EVENT, MINUTE, make_abuse_verdict, rfc3339
 
 T0 = 1_772_359_200_000  # 2026-03-01T10:00:00.000Z
@@ -141,12 +144,12 @@ class Outcome:
         return self.usage.model_dump(mode="json", include={"usage_started_at", "first_evidence", "used"})
 
 
-def run_history(events: list[AccountEvent]) -> Outcome:
+def run_history(events: list[AccountEvent], window: DuplicateWindow = DEFAULT_DUPLICATE_WINDOW) -> Outcome:
     state = None
     steps: list[Step] = []
     held: dict[type, UsageState | RefundEligibility] = {}
     for i, event in enumerate(events):
-        step = apply(state, event, now=NOW + i)
+        step = apply(state, event, now=NOW + i, window=window)
         state = step.state
         steps.append(step)
         for record in step.records:
@@ -265,3 +268,91 @@ def test_versions_strictly_increase_per_topic(history: list[AccountEvent]) -> No
         published = [r for s in outcome.steps for r in s.records if isinstance(r, kind)]
         held = outcome.usage if kind is UsageState else outcome.eligibility
         assert (published[-1] if published else None) == held
+
+
+# --------------------------------------------------------------------------------------------
+# Deduplication within a bounded window
+# --------------------------------------------------------------------------------------------
+
+# Small windows, so that histories of a few events within minutes overflow them both ways.
+duplicate_windows = st.builds(
+    DuplicateWindow, events=st.integers(1, 4), max_age_ms=st.sampled_from([0, MINUTE, 3 * MINUTE, 60 * MINUTE])
+)
+
+
+def facts(state: AccountState, *without: str) -> AccountState:
+    """What the account knows, without the records it published (their versions count changes)."""
+    return state.model_copy(update={name: None for name in ("usage", "eligibility")} | {name: () for name in without})
+
+
+@PROPERTY_SETTINGS
+@given(history=history_factory(), window=duplicate_windows, data=st.data())
+def test_a_duplicate_inside_the_window_has_no_effect_and_one_outside_changes_no_decision(
+    history: list[AccountEvent], window: DuplicateWindow, data: st.DataObject
+) -> None:
+    billing = [i for i, e in enumerate(history) if hasattr(e, "event_id")]
+    if not billing:
+        return
+    index = data.draw(st.sampled_from(billing), label="duplicated")
+    at = data.draw(st.integers(min_value=index + 1, max_value=len(history)), label="redelivered after")
+    before = run_history(history[:at], window)
+    state = before.steps[-1].state
+    redelivery = apply(state, history[index], now=NOW + 10_000, window=window)
+    if any(event_id == history[index].event_id for _, event_id in state.recent_billing_events):
+        assert redelivery.state == state
+        assert set(redelivery.records) == {r for r in (state.usage, state.eligibility) if r is not None}
+    else:  # forgotten: folded again, to the same facts, so to the same decision and no new record
+        assert facts(redelivery.state, "recent_billing_events") == facts(state, "recent_billing_events")
+        assert redelivery.state.eligibility == state.eligibility and redelivery.state.usage == state.usage
+    assert len(redelivery.state.recent_billing_events) <= window.events
+
+
+@PROPERTY_SETTINGS
+@given(history=history_factory(), window=duplicate_windows, data=st.data())
+def test_the_remembered_ids_do_not_depend_on_arrival_order_or_redeliveries(
+    history: list[AccountEvent], window: DuplicateWindow, data: st.DataObject
+) -> None:
+    redelivered = data.draw(st.lists(st.sampled_from(history), max_size=4), label="redelivered")
+    reordered = data.draw(st.permutations([*history, *redelivered]), label="reordered")
+    first, second = run_history(history, window), run_history(reordered, window)
+    assert facts(second.steps[-1].state) == facts(first.steps[-1].state)
+    assert second.decision() == first.decision()
+
+
+def test_an_account_remembers_a_bounded_number_of_billing_events() -> None:
+    state = None
+    for n in range(1_000):  # one plan change an hour for six weeks, ids as long as a UUID
+        event = PlanChanged(type="plan_changed", event_id=f"evt-{n:032d}", account_id=ACCOUNT, occurred_at=T0 + n * 60 * MINUTE)
+        state = apply(state, event, now=NOW, window=DEFAULT_DUPLICATE_WINDOW).state
+    assert len(state.recent_billing_events) == DEFAULT_DUPLICATE_WINDOW.events == 64
+    assert state.recent_billing_events[-1] == (T0 + 999 * 60 * MINUTE, f"evt-{999:032d}")
+    assert len(encode(state)) < 4_200  # README, "Deduplication": 4,098 bytes (every id: 39,580)
+    ten_hours = DuplicateWindow(events=64, max_age_ms=10 * 60 * MINUTE)
+    last = PlanChanged(type="plan_changed", event_id="last", account_id=ACCOUNT, occurred_at=T0 + 1_000 * 60 * MINUTE)
+    recent = apply(state, last, now=NOW, window=ten_hours).state.recent_billing_events
+    assert [at for at, _ in recent] == [T0 + n * 60 * MINUTE for n in range(990, 1_001)]
+
+
+def test_states_saved_before_the_window_are_read_and_keep_their_facts() -> None:
+    old = {"account_id": ACCOUNT, "trial": True, "seen_billing_event_ids": ["e1", "e2"], "dashboard_cancellations_at": [5]}
+    state = AccountState.model_validate(old)
+    assert (state.trial, state.recent_billing_events, state.dashboard_cancellations_at) == (True, (), (5,))
+
+
+def test_the_event_id_decides_what_is_a_duplicate_while_it_is_remembered() -> None:
+    """A producer reusing an id for another event: dropped while the id is in the window, applied
+    once it has left it (by count here)."""
+    window = DuplicateWindow(events=2, max_age_ms=60 * MINUTE)
+
+    def cancellation(event_id: str, minute: int) -> CancellationRequested:
+        return CancellationRequested(
+            type="cancellation_requested", event_id=event_id, account_id=ACCOUNT, occurred_at=T0 + minute * MINUTE,
+            channel="email", requested_by="owner",
+        )
+
+    state = apply(None, cancellation("reused", 1), now=NOW, window=window).state
+    assert apply(state, cancellation("reused", 2), now=NOW, window=window).state == state
+    for n in (3, 4):
+        state = apply(state, cancellation(f"later-{n}", n), now=NOW, window=window).state
+    state = apply(state, cancellation("reused", 5), now=NOW, window=window).state
+    assert state.other_cancellation_claims_at == tuple(T0 + m * MINUTE for m in (1, 3, 4, 5))

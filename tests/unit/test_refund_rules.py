@@ -515,6 +515,7 @@ def test_abuse_record_lists_every_earlier_account_and_signal_kind() -> None:
     record = eligibility_after(events)
     assert (record.state, tuple(record.reasons)) == ABUSE
     assert set(record.abuse.linked_accounts) == {"acct-a", "acct-b", "acct-c"}
+    assert record.abuse.linked_count == 3
     assert set(record.abuse.signals) == {"card_fingerprint", "email"}
 
 

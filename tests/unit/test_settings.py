@@ -2,6 +2,8 @@ import argparse
 
 import pytest
 
+from models.inputs import TrialIdentity, TrialStarted
+from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
 from streams.cli import add_setting_options, main, settings_from
 from streams.settings import Settings
 
@@ -40,3 +42,29 @@ def test_bad_configuration_is_refused_with_the_setting_named(capsys: pytest.Capt
     assert main(["worker", "--partitions", "0"]) == 2
     err = capsys.readouterr().err
     assert "partitions" in err and "invalid configuration" in err
+
+
+def test_never_evidence_is_a_comma_separated_list_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USAGE_DETECTOR_NEVER_EVIDENCE", " device_id:0000 , email:@agency.example,")
+    assert Settings().never_evidence == ("device_id:0000", "email:@agency.example")
+    parser = argparse.ArgumentParser()
+    add_setting_options(parser)
+    assert settings_from(parser.parse_args(["--never-evidence", "website:agency.example"])).never_evidence == ("website:agency.example",)
+    monkeypatch.delenv("USAGE_DETECTOR_NEVER_EVIDENCE")
+    assert Settings().never_evidence == ()
+    assert main(["worker", "--never-evidence", "phone:123"]) == 2
+
+
+def test_the_policy_gets_the_configured_duplicate_window_and_never_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DUPLICATE_WINDOW_EVENTS", "DUPLICATE_WINDOW_DAYS", "NEVER_EVIDENCE"):
+        monkeypatch.delenv(f"USAGE_DETECTOR_{name}", raising=False)
+    assert Settings().duplicate_window() == DEFAULT_DUPLICATE_WINDOW
+    monkeypatch.setenv("USAGE_DETECTOR_DUPLICATE_WINDOW_EVENTS", "16")
+    monkeypatch.setenv("USAGE_DETECTOR_DUPLICATE_WINDOW_DAYS", "0.5")
+    monkeypatch.setenv("USAGE_DETECTOR_NEVER_EVIDENCE", "device_id:0000")
+    settings = Settings()
+    assert settings.duplicate_window() == DuplicateWindow(events=16, max_age_ms=12 * 3_600_000)
+    trial = TrialStarted(
+        type="trial_started", event_id="t", account_id="a", occurred_at=0, identity=TrialIdentity(device_id="0000", card_fingerprint="c")
+    )
+    assert [s.kind for s in settings.translator().billing(trial).signals] == ["card_fingerprint"]

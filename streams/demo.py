@@ -50,6 +50,7 @@ from streams.demo_view import (
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
 from streams.traffic import DAY_MS, SIMULATION_END_MS, SIMULATION_START_MS, Traffic, generate
+from streams.workerpool import settings_env
 
 HEALTH_TIMEOUT_S = 90.0
 SECONDS_PER_SIMULATED_DAY = 0.35
@@ -116,18 +117,6 @@ class DemoRun:
         return self.workdir / "worker.log"
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
-    """Every setting as the environment variable the worker reads it from."""
-    env = {}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        variable = "KAFKA_BOOTSTRAP_SERVERS" if name == "kafka_bootstrap_servers" else f"USAGE_DETECTOR_{name.upper()}"
-        env[variable] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    return env
-
-
 class Worker:
     """`usage-detector worker` as a subprocess in its own session: Ctrl-C reaches only the demo,
     which then stops the worker deliberately."""
@@ -138,7 +127,7 @@ class Worker:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"],
-                env={**os.environ, **worker_env(settings)},
+                env={**os.environ, **settings_env(settings)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

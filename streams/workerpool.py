@@ -80,13 +80,15 @@ class TopicSet:
         }
 
 
-def settings_env(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
-    """The environment that makes a worker process use these settings."""
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers}
+def settings_env(settings: Settings, bootstrap_servers: str | None = None) -> dict[str, str]:
+    """The environment that makes a worker process use these settings (and these servers)."""
+    servers = bootstrap_servers or settings.kafka_bootstrap_servers
+    env = {"KAFKA_BOOTSTRAP_SERVERS": servers} if servers else {}
     for name, value in settings.model_dump(exclude={"kafka_bootstrap_servers"}).items():
         if value is not None:
             secret = getattr(value, "get_secret_value", None)
-            env[f"USAGE_DETECTOR_{name.upper()}"] = str(secret() if secret else value)
+            text = ",".join(value) if isinstance(value, tuple) else str(secret() if secret else value)
+            env[f"USAGE_DETECTOR_{name.upper()}"] = text
     return env
 
 

@@ -6,6 +6,7 @@ from models.inputs import TrialIdentity, TrialStarted
 from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
 from streams.cli import add_setting_options, main, settings_from
 from streams.settings import Settings
+from streams.workerpool import settings_env
 
 
 def test_defaults_are_the_contracts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,3 +69,16 @@ def test_the_policy_gets_the_configured_duplicate_window_and_never_evidence(monk
         type="trial_started", event_id="t", account_id="a", occurred_at=0, identity=TrialIdentity(device_id="0000", card_fingerprint="c")
     )
     assert [s.kind for s in settings.translator().billing(trial).signals] == ["card_fingerprint"]
+
+
+def test_a_worker_started_with_settings_env_reads_back_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tools start workers through the environment (chaos, replay, demo): every setting survives it."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"USAGE_DETECTOR_{name.upper()}", raising=False)
+    settings = Settings(
+        kafka_bootstrap_servers="kafka-1:9092", api_token="s3cret", partitions=12,
+        never_evidence=("device_id:00000000-placeholder", "email:@agency.example"),
+    )
+    for variable, value in settings_env(settings).items():
+        monkeypatch.setenv(variable, value)
+    assert Settings() == settings

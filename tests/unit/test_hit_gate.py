@@ -31,7 +31,7 @@ BAD_TIMES = st.one_of(
     st.lists(st.integers(-5, 5), max_size=2),
 )
 GOOD_TEXT = st.one_of(st.none(), st.text(max_size=40), st.just("x" * 8192))
-BAD_TEXT = st.one_of(st.just("x" * 8193), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.floats(allow_nan=False), st.lists(st.text(max_size=3), max_size=2))
+BAD_TEXT = st.one_of(st.just("x" * 8193), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.lists(st.text(max_size=3), max_size=2))
 GOOD_ID = st.one_of(st.text(min_size=1, max_size=128), st.just("h" * 128))
 BAD_ID = st.one_of(st.just(""), st.just("h" * 129), st.integers(-(2**63), 2**63 - 1), st.none(), st.booleans())
 

@@ -231,24 +231,24 @@ def run_generate(
     pacer = Pacer(rate)
     started = time.monotonic()
     next_report, reported, reported_at = started + progress_every, 0, started
-    try:
-        with sigterm_as_interrupt():
-            for position, kind, key, value in live_traffic(accounts, seed, pacer):
-                pacer.wait_turn(position)
-                now = time.monotonic()
-                if duration is not None and now - started >= duration:
-                    break
-                if now >= next_report:
-                    total = sum(tally.sent.values())
-                    achieved = (total - reported) / (now - reported_at)
-                    print(f"{clock()}  sent {total} at {achieved:.0f}/s {tally.line()}", flush=True)
-                    next_report, reported, reported_at = now + progress_every, total, now
-                future = producer.send(topics[kind], key=key.encode(), value=value)
-                future.add_callback(tally.ack)
-                future.add_errback(tally.fail)
-                tally.sent[kind] += 1
-    except KeyboardInterrupt:
-        print(f"\n{clock()}  interrupted; flushing", flush=True)
+    with stop_requested() as stop:
+        for position, kind, key, value in live_traffic(accounts, seed, pacer):
+            pacer.wait_turn(position)
+            now = time.monotonic()
+            if stop.is_set():
+                print(f"\n{clock()}  interrupted; flushing", flush=True)
+                break
+            if duration is not None and now - started >= duration:
+                break
+            if now >= next_report:
+                total = sum(tally.sent.values())
+                achieved = (total - reported) / (now - reported_at)
+                print(f"{clock()}  sent {total} at {achieved:.0f}/s {tally.line()}", flush=True)
+                next_report, reported, reported_at = now + progress_every, total, now
+            future = producer.send(topics[kind], key=key.encode(), value=value)
+            future.add_callback(tally.ack)
+            future.add_errback(tally.fail)
+            tally.sent[kind] += 1
     elapsed = time.monotonic() - started
     try:
         producer.flush(timeout=FLUSH_TIMEOUT_S)
@@ -261,21 +261,22 @@ def run_generate(
     return 1 if tally.failures or tally.acknowledged < total else 0
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """`docker stop` (SIGTERM) stops the generator the way Ctrl-C does: flushed, with a summary."""
+def stop_requested() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) and `docker stop` (SIGTERM) ask the generator to stop between two records.
+
+    A flag, not an exception: a KeyboardInterrupt raised inside `producer.send` could leave a
+    record sent but not counted. Outside this block a second Ctrl-C interrupts the flush."""
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def positive(kind: type) -> Any:

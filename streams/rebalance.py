@@ -168,8 +168,11 @@ class CommittedPositionConsumer(HeldBackRewinding):
 
     async def perform_seek(self) -> None:
         committed = await self.seek_to_committed()
-        # The app reads from the earliest offset when nothing is committed (create_app).
-        unpositioned = [tp for tp, offset in committed.items() if not offset or offset < 0]
+        # The app reads from the earliest offset when nothing is committed (create_app). Table
+        # changelogs are never committed: recovery positions them from the tables' own offsets.
+        unpositioned = [
+            tp for tp, offset in committed.items() if (not offset or offset < 0) and not self._is_changelog_tp(tp)
+        ]
         if unpositioned:
             await self._thread.seek_to_beginning(*unpositioned)
         for tp, offset in committed.items():

@@ -87,7 +87,9 @@ def seeking_consumer(committed: dict[TP, int | None]) -> tuple[CommittedPosition
 
 def test_a_partition_with_nothing_committed_is_read_again_from_the_beginning() -> None:
     fresh, zero, used = TP("billing", 0), TP("billing", 1), TP("billing", 2)
-    consumer, recorder = seeking_consumer({fresh: None, zero: 0, used: 40})
+    changelog = TP("test-rebalance-accounts-changelog", 0)  # positioned by recovery, never committed
+    consumer, recorder = seeking_consumer({fresh: None, zero: 0, used: 40, changelog: None})
+    consumer.app.tables._changelogs[changelog.topic] = object()  # type: ignore[assignment]
     asyncio.run(consumer.perform_seek())
     assert sorted(recorder.to_beginning) == [fresh, zero]
     assert consumer._read_offset[fresh] is None and consumer._read_offset[used] == 40

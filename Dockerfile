@@ -16,13 +16,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # Install the project (all of its dependencies come as wheels: no compiler needed).
 # README.md* : the README is optional for the build.
 WORKDIR /build
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml constraints.txt README.md* ./
 COPY localkafka ./localkafka
 COPY models ./models
 COPY policy ./policy
 COPY streams ./streams
+COPY tools ./tools
 COPY reader ./reader
-RUN pip install . \
+RUN pip install --constraint constraints.txt . \
  && rm -rf /build
 
 # Unprivileged user owning the state directory (a volume: table state survives restarts).

@@ -11,7 +11,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 import localkafka
-from streams.workerpool import TopicSet
+from tools.workerpool import TopicSet
 from tests.support.kafka import Producer, TopicTail
 from tests.support.worker import WorkerProcess, unique_topics
 

@@ -18,7 +18,7 @@ ACCOUNTS = 12
 
 def test_demo_decides_every_account_and_shows_usage_after_the_trial_charge(bootstrap_servers: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--accounts", str(ACCOUNTS), "--seed", "3"],
+        [sys.executable, "-m", "tools.cli", "demo", "--accounts", str(ACCOUNTS), "--seed", "3"],
         cwd=ROOT,
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers},
         capture_output=True,

@@ -20,14 +20,14 @@ from pydantic import TypeAdapter
 from models.codec import decode
 from models.errors import InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
-from streams.workerpool import TopicSet
+from tools.workerpool import TopicSet
 from tests.support.worker import unique_topics
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = {"hits": TypeAdapter(TrackingHit), "capi": TypeAdapter(ConversionApiEvent), "billing": TypeAdapter(BillingEvent)}
-# What streams.traffic deliberately breaks: a truncated hit, an undefined billing type, a display name as id.
+# What tools.traffic deliberately breaks: a truncated hit, an undefined billing type, a display name as id.
 DELIBERATELY_MALFORMED = {"not_json", "unknown_type", "invalid_account_id"}
 RATE = 50
 SEED = 5
@@ -35,7 +35,7 @@ DONE = re.compile(r"done: sent (\d+) in")
 
 
 def command(*options: str) -> list[str]:
-    return [sys.executable, "-m", "streams.cli", "generate", "--rate", str(RATE), "--accounts", "12",
+    return [sys.executable, "-m", "tools.cli", "generate", "--rate", str(RATE), "--accounts", "12",
             "--seed", str(SEED), "--progress-every", "0.5", *options]  # fmt: skip
 
 

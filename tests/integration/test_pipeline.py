@@ -12,7 +12,7 @@ import httpx
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from streams.workerpool import group_lag
+from tools.workerpool import group_lag
 from tests.integration.conftest import INPUT_PARTITIONS, Detector
 from tests.support.kafka import TopicTail
 from tests.support.records import billing, cancellation, capi, charge, hit, refund, trial

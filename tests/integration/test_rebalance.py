@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.workerpool import TopicSet
+from tools.workerpool import TopicSet
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import capi, hit, trial
 from tests.support.worker import WorkerProcess, unique_topics

@@ -17,7 +17,7 @@ import pytest
 
 from localkafka import broker as local_broker
 from streams import usage_filter
-from streams.workerpool import TopicSet, group_lag
+from tools.workerpool import TopicSet, group_lag
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import hit
 from tests.support.worker import WorkerProcess, unique_topics

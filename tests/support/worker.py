@@ -1,18 +1,16 @@
-"""Runs `usage-detector worker` (the installed command) as its own process, as the contract starts it."""
+"""Test workers: `usage-detector worker` processes (tools.supervisor) with the tests' settings."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
-from streams.workerpool import TopicSet, free_port
+from tools import supervisor
+from tools.supervisor import free_port
+from tools.workerpool import TopicSet
 
 TOKEN = "test-token"
 
@@ -23,57 +21,30 @@ def unique_topics() -> TopicSet:
     return TopicSet.named(tag, app_id=f"test-{tag}")
 
 
-class WorkerProcess:
+class WorkerProcess(supervisor.WorkerProcess):
+    """A worker on `topics` with 4 partitions, the test token, and its state and log under `state_dir`."""
+
     def __init__(self, bootstrap_servers: str, topics: TopicSet, state_dir: Path, extra_env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.log_path = state_dir / f"worker-{self.port}.log"
+        port = free_port()
         env = {
-            **os.environ,
             **topics.env(),
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
             "USAGE_DETECTOR_PARTITIONS": "4",
-            "USAGE_DETECTOR_WEB_PORT": str(self.port),
+            "USAGE_DETECTOR_WEB_PORT": str(port),
             "USAGE_DETECTOR_API_TOKEN": TOKEN,
-            "USAGE_DETECTOR_STATE_DIR": str(state_dir / f"state-{self.port}"),
+            "USAGE_DETECTOR_STATE_DIR": str(state_dir / f"state-{port}"),
             "USAGE_DETECTOR_CENSUS_INTERVAL_S": "1",
             **(extra_env or {}),
         }
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [str(Path(sys.executable).with_name("usage-detector")), "worker"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(env, state_dir / f"worker-{port}.log")
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"worker not ready within {timeout:.0f}s:\n{self.log_tail()}")
+    def wait_ready(self, timeout: float = 90.0) -> float:  # type: ignore[override]
+        try:
+            return super().wait_ready(timeout)
+        except supervisor.WorkerExited as exc:
+            raise AssertionError(str(exc)) from None
 
     def metric(self, name: str) -> float:
         """The sum of a metric's samples on /metrics, over all its labels."""
-        lines = httpx.get(f"{self.url}/metrics").text.splitlines()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.split("{")[0].split(" ")[0] == name)
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        families = text_string_to_metric_families(httpx.get(f"{self.url}/metrics").text)
+        return sum(sample.value for family in families for sample in family.samples if sample.name == name)

@@ -6,7 +6,9 @@ import orjson
 
 from models.codec import decode
 from streams.agents import HITS
-from streams.bench import Workload, count, summarise_profile
+from tools.bench.command import count
+from tools.bench.profile import summarise_profile
+from tools.bench.workload import Workload
 
 
 def test_counts_accept_k_and_m() -> None:

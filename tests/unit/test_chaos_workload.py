@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from streams.chaos import Workload, decode_inputs, expected_outcome, generate, generate_sparse
-from streams.ledger import account_for
+from tools.chaos import Workload, decode_inputs, expected_outcome, generate, generate_sparse
+from tools.ledger import account_for
 from streams.settings import Settings
 
 WINDOW = Settings().duplicate_window()

@@ -25,7 +25,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from pydantic import AliasChoices
 
-from streams.generate import register as register_generate
+from tools.generate import register as register_generate
 from streams.metrics import Metrics, TableCensus
 from streams.settings import Settings
 from streams.topics import owned_topics
@@ -361,7 +361,7 @@ def check_worker_build(compose: dict[str, Any]) -> None:
 
 def check_worker_command(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
     scripts = load_pyproject()["project"]["scripts"]
-    assert scripts.get("usage-detector") == "streams.cli:main", "the usage-detector script is not streams.cli:main"
+    assert scripts.get("usage-detector") == "tools.cli:main", "the usage-detector script is not tools.cli:main"
     for worker in WORKERS:
         argv = effective_command(compose["services"][worker], dockerfile)
         assert argv[:2] == ["usage-detector", "worker"], f"{worker} runs {argv}, not `usage-detector worker`"
@@ -608,7 +608,7 @@ def check_dockerfile_installs_project(dockerfile: list[Instruction]) -> None:
         parts = [part for part in shlex.split(args) if not part.startswith("--")]
         copied.update(part.rstrip("/").removeprefix("./") for part in parts[:-1])
     pyproject = load_pyproject()
-    needed = {"pyproject.toml", *pyproject["tool"]["setuptools"]["packages"]}
+    needed = {"pyproject.toml", *(package.split(".")[0] for package in pyproject["tool"]["setuptools"]["packages"])}
     if "." not in copied:
         missing = needed - copied
         assert not missing, f"`pip install .` needs {sorted(missing)}, which the Dockerfile does not copy"
@@ -851,9 +851,9 @@ def test_check_catches(
 DOCKERFILE_BREAKS: list[tuple[str, Callable[[list[Instruction]], None], str, str]] = [
     ("alpine base", check_dockerfile_base, "FROM python:3.11-slim", "FROM python:3.11-alpine"),
     ("python 3.12", check_dockerfile_base, "FROM python:3.11-slim", "FROM python:3.12-slim"),
-    ("no pip install", check_dockerfile_installs_project, "RUN pip install .", "RUN pip install faust-streaming"),
+    ("no pip install", check_dockerfile_installs_project, "RUN pip install --constraint constraints.txt .", "RUN pip install faust-streaming"),
     ("no streams copied", check_dockerfile_installs_project, "COPY streams ./streams", ""),
-    ("no pyproject copied", check_dockerfile_installs_project, "COPY pyproject.toml README.md* ./", "COPY README.md* ./"),
+    ("no pyproject copied", check_dockerfile_installs_project, "COPY pyproject.toml constraints.txt README.md* ./", "COPY constraints.txt README.md* ./"),
     ("runs as root", check_dockerfile_non_root, "USER 10001:10001", "USER root"),
     ("no USER", check_dockerfile_non_root, "USER 10001:10001", ""),
     ("no EXPOSE", check_dockerfile_web_and_state, "EXPOSE 6066", "EXPOSE 8080"),

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from rich.console import Console
 
-from streams.demo_view import (
+from tools.demo.view import (
     Change,
     Latency,
     RateMeter,

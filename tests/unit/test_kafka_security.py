@@ -14,7 +14,8 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from localkafka.broker import _make_certificates, _security_properties, _server_properties
 from models.errors import ConfigurationError
-from streams.cli import add_setting_options, main
+from tools.cli import main
+from tools.options import add_setting_options
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 

@@ -4,9 +4,10 @@ import pytest
 
 from models.inputs import TrialIdentity, TrialStarted
 from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
-from streams.cli import add_setting_options, main, settings_from
+from tools.cli import main
+from tools.options import add_setting_options, settings_from
 from streams.settings import Settings
-from streams.workerpool import settings_env
+from tools.supervisor import settings_env
 
 
 def test_defaults_are_the_contracts(monkeypatch: pytest.MonkeyPatch) -> None:

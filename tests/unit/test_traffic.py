@@ -8,7 +8,7 @@ from pydantic import TypeAdapter
 from models.codec import decode
 from models.errors import InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
-from streams.traffic import generate
+from tools.traffic import generate
 
 ADAPTERS = {"hits": TypeAdapter(TrackingHit), "capi": TypeAdapter(ConversionApiEvent), "billing": TypeAdapter(BillingEvent)}
 

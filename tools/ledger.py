@@ -18,7 +18,7 @@ from typing import Any
 from models.internal import AccountEvent, TrialBegan, UsageObserved
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued
 from policy.account import evidence_order
-from streams.outputs import latest_by_account
+from tools.outputs import latest_by_account
 
 CANCELLATION_REASONS = {"charged_after_dashboard_cancellation", "cancellation_not_via_dashboard"}
 

@@ -17,7 +17,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,12 @@ from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
 from models.internal import AccountEvent, UsageObserved
 from policy.account import DuplicateWindow, evidence_order
 from policy.oracle import run as run_oracle
-from streams.cli import add_setting_options, bootstrap_servers, settings_from
-from streams.outputs import content, latest_by_account, read_topics
-from streams.ledger import account_for
+from tools.options import add_setting_options, bootstrap_servers, settings_from
+from tools.outputs import content, latest_by_account, read_topics
+from tools.ledger import account_for
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
-from streams.workerpool import WorkerPool, wait_caught_up
+from tools.workerpool import WorkerPool, wait_caught_up
 
 DAY = 86_400_000
 T0 = 1_772_323_200_000  # 2026-03-01T00:00:00Z

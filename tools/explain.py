@@ -14,7 +14,7 @@ from kafka.partitioner.default import murmur2
 
 from models.state import AccountState
 from policy.explain import explain
-from streams.cli import add_setting_options, bootstrap_servers, settings_from
+from tools.options import add_setting_options, bootstrap_servers, settings_from
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 

@@ -6,11 +6,7 @@ Used by the commands that drive whole workers (chaos, replay): each worker is a 
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,12 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.settings import Settings
 from streams.topics import internal_topics
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tools.supervisor import WorkerProcess, settings_env
 
 
 @dataclass(frozen=True)
@@ -80,18 +71,6 @@ class TopicSet:
         }
 
 
-def settings_env(settings: Settings, bootstrap_servers: str | None = None) -> dict[str, str]:
-    """The environment that makes a worker process use these settings (and these servers)."""
-    servers = bootstrap_servers or settings.kafka_bootstrap_servers
-    env = {"KAFKA_BOOTSTRAP_SERVERS": servers} if servers else {}
-    for name, value in settings.model_dump(exclude={"kafka_bootstrap_servers"}).items():
-        if value is not None:
-            secret = getattr(value, "get_secret_value", None)
-            text = ",".join(value) if isinstance(value, tuple) else str(secret() if secret else value)
-            env[f"USAGE_DETECTOR_{name.upper()}"] = text
-    return env
-
-
 @dataclass
 class WorkerPool:
     settings: Settings
@@ -100,34 +79,26 @@ class WorkerPool:
     # A new worker starts on the state folder of one that stopped (as a restarted machine would,
     # on its volume) rather than on a fresh one (a replacement machine).
     reuse_state: bool = False
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[WorkerProcess] = field(default_factory=list)
     started: int = 0
     state_of: dict[int, Path] = field(default_factory=dict)  # by pid
     vacant_states: list[Path] = field(default_factory=list)
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self) -> WorkerProcess:
         """A new worker with its own port, and its own state folder (see `reuse_state`)."""
         self.started += 1
-        port = free_port()
         state = self.vacant_states.pop(0) if self.vacant_states else self.workdir / f"state-{self.started}"
-        env = {
-            **os.environ,
-            **settings_env(self.settings, self.bootstrap_servers),
-            "USAGE_DETECTOR_WEB_PORT": str(port),
-            "USAGE_DETECTOR_STATE_DIR": str(state),
-        }
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with open(self.workdir / f"worker-{self.started}.log", "wb") as log:
-            command = [str(Path(sys.executable).with_name("usage-detector")), "worker"]
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        self.state_of[process.pid] = state
-        return process
+        env = {**settings_env(self.settings, self.bootstrap_servers), "USAGE_DETECTOR_STATE_DIR": str(state)}
+        env.pop("USAGE_DETECTOR_WEB_PORT", None)  # each worker its own
+        worker = WorkerProcess(env, self.workdir / f"worker-{self.started}.log")
+        self.processes.append(worker)
+        self.state_of[worker.pid] = state
+        return worker
 
-    def alive(self) -> list[subprocess.Popen[bytes]]:
+    def alive(self) -> list[WorkerProcess]:
         running = []
         for process in self.processes:
-            if process.poll() is None:
+            if process.running():
                 running.append(process)
                 continue
             state = self.state_of.pop(process.pid)
@@ -136,13 +107,8 @@ class WorkerPool:
         self.processes = running
         return self.processes
 
-    def kill(self, process: subprocess.Popen[bytes], sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    def kill(self, process: WorkerProcess, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        process.stop(sig, timeout)
         self.alive()
 
     def scale(self, count: int) -> None:

@@ -1,6 +1,6 @@
 """`usage-detector generate`: realistic input traffic at a steady rate, for load tests and dashboards.
 
-It plays the demo's seeded traffic (streams.traffic) as cohorts: each cohort is `--accounts`
+It plays the demo's seeded traffic (tools.traffic) as cohorts: each cohort is `--accounts`
 trial accounts living through their weeks, compressed into the time it takes to send their
 records at `--rate`. A cohort follows the last one until `--duration` is over or Ctrl-C.
 
@@ -12,7 +12,7 @@ Three things make the records fit to run for hours against one detector:
 - identities: websites, page URLs and emails carry the cohort's tag, so a cohort never looks
   like repeated trials of an earlier one.
 The same seed gives the same accounts and records (timestamps aside). The few deliberately
-malformed records of streams.traffic are sent as they are, for the dead-letter topic.
+malformed records of tools.traffic are sent as they are, for the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from kafka import KafkaProducer
 
-from streams.cli import add_setting_options, bootstrap_servers, settings_from
+from tools.options import add_setting_options, bootstrap_servers, settings_from
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
-from streams.traffic import Send, Traffic, generate
+from tools.traffic import Send, Traffic, generate
 
 TIMESTAMP_FIELDS = ("received_at", "occurred_at", "trial_ends_at")
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
@@ -69,7 +69,7 @@ class Pacer:
 
 @dataclass(frozen=True)
 class Cohort:
-    """One run of streams.traffic, with its own account ids and identities."""
+    """One run of tools.traffic, with its own account ids and identities."""
 
     tag: str
     traffic: Traffic

@@ -1,6 +1,6 @@
 """The demo's live terminal view: pure functions from a plain `ViewState` to rich renderables.
 
-Nothing here talks to Kafka or the worker; `streams.demo` gathers the numbers (records it sent
+Nothing here talks to Kafka or the worker; `tools.demo` gathers the numbers (records it sent
 and read back, the worker's /metrics) into a `ViewState` a few times per second and renders it.
 """
 
@@ -21,6 +21,7 @@ from rich.text import Text
 
 QUANTILES = (0.5, 0.95, 0.99)
 RECENT_CHANGES = 12
+LIVE_REFRESH_S = 0.25  # the live view redraws about four times per second
 STATE_STYLES = {
     "eligible": "green",
     "discretionary": "yellow",

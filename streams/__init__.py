@@ -1,0 +1,1 @@
+"""The Faust application: settings, topics, the stages of the topology, web views, health, metrics."""

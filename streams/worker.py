@@ -1,0 +1,31 @@
+"""One worker process: its topics checked or created, the app built, Faust's worker run until stopped."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import faust
+
+from streams.app import create_app
+from streams.kafka_security import KafkaSecurity
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+log = logging.getLogger("usage_detector")
+
+
+def run_worker(settings: Settings, bootstrap_servers: str) -> int:
+    """Blocks until the worker stops (SIGTERM, Ctrl-C); Faust's worker exits the process itself."""
+    security = KafkaSecurity.from_settings(settings)  # a bad combination stops here, before any connection
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    log.info("Kafka at %s over %s", bootstrap_servers, security.describe())
+    created = ensure_topics(settings, bootstrap_servers)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    detector = create_app(settings, bootstrap_servers)
+    worker = faust.Worker(detector.app, loglevel="info")
+    if not sys.stdout.isatty():
+        worker.spinner = None
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,186 @@
+"""The bench's own Kafka work: its topics, prefilling them, the raw-consumer baseline, the group's offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from tools.bench.progress import Progress, human
+from tools.workerpool import TopicSet
+
+INPUT_PARTITIONS = {"hits": 8, "capi": 2, "billing": 4}
+LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
+COMPACTED_LOG_APPEND = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", **LOG_APPEND}
+
+
+def fresh_topics(run_tag: str, stage: str) -> TopicSet:
+    prefix = f"bench-{run_tag}-{stage}"
+    return TopicSet.named(prefix, app_id=prefix)
+
+
+def create_topics(servers: str, topics: TopicSet, partitions: int) -> None:
+    """Inputs and usage.state with LogAppendTime, so both ends of the lag are the broker's clock."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="usage-detector-bench")
+    try:
+        admin.create_topics(
+            [
+                NewTopic(topics.hits, INPUT_PARTITIONS["hits"], 1, topic_configs=LOG_APPEND),
+                NewTopic(topics.capi, INPUT_PARTITIONS["capi"], 1, topic_configs=LOG_APPEND),
+                NewTopic(topics.billing, INPUT_PARTITIONS["billing"], 1, topic_configs=LOG_APPEND),
+                NewTopic(topics.usage, partitions, 1, topic_configs=COMPACTED_LOG_APPEND),
+            ]
+        )
+    finally:
+        admin.close()
+
+
+def delete_topics(servers: str, prefix: str) -> list[str]:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="usage-detector-bench")
+    try:
+        doomed = [name for name in admin.list_topics() if name.startswith(prefix)]
+        for start in range(0, len(doomed), 20):
+            admin.delete_topics(doomed[start : start + 20])
+        return doomed
+    finally:
+        admin.close()
+
+
+async def produce(servers: str, topic: str, records: list[tuple[bytes, bytes]], progress: Progress, what: str) -> float:
+    """Publishes as fast as the broker takes it; returns the seconds it took."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=servers, acks=1, linger_ms=20, max_batch_size=1 << 20, max_request_size=8 << 20
+    )
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for index, (key, value) in enumerate(records, start=1):
+            pending.append(await producer.send(topic, value=value, key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                progress(f"{what}: produced {human(index)}/{human(len(records))}")
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def raw_consume(
+    servers: str, topics: list[str], expected: int, progress: Progress, handle: Callable[[Any], object] | None = None
+) -> dict[str, float]:
+    """The baseline: read every record from the start and decode it with orjson.
+
+    Timed like the worker: from the moment it has its partitions to the last record decoded.
+    With `handle`, each record goes to it instead (a reference: the detector's own routing
+    work without Faust around it).
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - partitions of unsubscribed topics
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        count = nbytes = keys = 0
+        first = last = time.monotonic()
+        while count < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for messages in batches.values():
+                for message in messages:
+                    if handle is None:
+                        keys += len(orjson.loads(message.value))
+                    else:
+                        handle(message)
+                    nbytes += len(message.value)
+                count += len(messages)
+            last = time.monotonic()
+            progress(f"{'baseline' if handle is None else 'route without Faust'}: {human(count)}/{human(expected)} records")
+    finally:
+        await consumer.stop()
+    seconds = max(last - first, 1e-6)
+    return {"records": count, "seconds": seconds, "records_per_s": count / seconds, "mb_per_s": nbytes / seconds / 1e6}
+
+
+def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
+    """route-inputs' own work per record (the fast lane, else full decode and translation, the
+    usage filter), on a raw consumer: what the routing costs without Faust's per-message machinery.
+    Sends are left out (only usage starts and dead letters send)."""
+    from models.codec import decode
+    from models.errors import InvalidRecord
+    from policy.translate import Translator
+    from streams.agents import BILLING, CAPI, HITS
+    from streams.hit_gate import DominatedHits
+    from streams.usage_filter import EarliestForwarded
+
+    edge = Translator(b"bench")
+    forwarded = EarliestForwarded(1_000_000)
+    limit = 262_144
+    dominated = DominatedHits(forwarded, limit)
+    decoders = {
+        topics.hits: lambda value: edge.hit(decode(HITS, value, limit)),
+        topics.capi: lambda value: edge.capi(decode(CAPI, value, limit)),
+        topics.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
+    }
+
+    def handle(message: Any) -> object:
+        if message.topic == topics.hits and dominated(message.value):
+            return None
+        try:
+            record = decoders[message.topic](message.value)
+        except InvalidRecord as error:
+            return error
+        evidence = getattr(record, "evidence", None)
+        return forwarded.admit(record.account_id, evidence.received_at) if evidence is not None else record
+
+    return handle
+
+
+class GroupWatch:
+    """Committed offsets of the worker's consumer group against the end offsets (kafka-python)."""
+
+    def __init__(self, servers: str, topics: TopicSet) -> None:
+        from kafka import KafkaConsumer
+        from kafka.admin import KafkaAdminClient
+
+        self.group = topics.app_id
+        self.inputs = topics.inputs
+        self.internal = topics.internal
+        self.admin = KafkaAdminClient(bootstrap_servers=servers, client_id="usage-detector-bench-watch")
+        self.consumer = KafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+        self._partitions: dict[str, list[Any]] = {}
+
+    def partitions(self, topic: str) -> list[Any]:
+        from kafka import TopicPartition
+
+        if not self._partitions.get(topic):
+            found = self.consumer.partitions_for_topic(topic) or set()
+            self._partitions[topic] = [TopicPartition(topic, p) for p in sorted(found)]
+        return self._partitions[topic]
+
+    def sample(self) -> tuple[int, int, int, int]:
+        """(committed on inputs, end of inputs, committed on internal topics, end of internal)."""
+        offsets = self.admin.list_group_offsets({self.group: None}).get(self.group) or {}
+        committed = {tp: meta.offset for tp, meta in offsets.items()}
+        out = []
+        for topics in (self.inputs, self.internal):
+            tps = [tp for topic in topics for tp in self.partitions(topic)]
+            ends = self.consumer.end_offsets(tps) if tps else {}
+            out += [sum(max(0, committed.get(tp, 0)) for tp in tps), sum(ends.values())]
+        return out[0], out[1], out[2], out[3]
+
+    def close(self) -> None:
+        self.admin.close()
+        self.consumer.close()

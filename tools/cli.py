@@ -1,0 +1,60 @@
+"""`usage-detector`: the worker, the local Kafka, and the operator tools. Options override the environment."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import localkafka
+from models.errors import ConfigurationError
+from tools import bench, chaos, demo, explain, generate, replay
+from tools.options import add_setting_options, bootstrap_servers, settings_from
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker as run  # Faust's import costs a second; only the worker needs it
+
+    settings = settings_from(args)
+    return run(settings, bootstrap_servers(settings))
+
+
+def run_kafka(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        info = localkafka.start()
+        print(f"KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers}")
+    elif args.action == "stop":
+        print("stopped" if localkafka.stop() else "not running")
+    else:
+        running = localkafka.status()
+        print(f"running: KAFKA_BOOTSTRAP_SERVERS={running.bootstrap_servers}" if running else "not running")
+        return 0 if running else 3
+    return 0
+
+
+def register_runtime_commands(commands: argparse._SubParsersAction) -> None:
+    worker = commands.add_parser("worker", help="run one worker (many share the work by app id)")
+    add_setting_options(worker)
+    worker.set_defaults(run=run_worker)
+    kafka = commands.add_parser("kafka", help="the project's local single-node Kafka")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(run=run_kafka)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="usage-detector", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    register_runtime_commands(commands)
+    # Each tool adds its subcommand, which sets `run(args) -> exit code`.
+    for tool in (demo, explain, generate, bench, chaos, replay):
+        tool.register(commands)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ConfigurationError, localkafka.LocalKafkaError, ConnectionError) as exc:
+        print(f"usage-detector: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

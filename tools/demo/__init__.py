@@ -1,0 +1,5 @@
+"""`usage-detector demo` (see `run`)."""
+
+from tools.demo.run import register
+
+__all__ = ["register"]

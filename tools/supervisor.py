@@ -1,0 +1,139 @@
+"""Worker processes driven from outside: the one place that starts `usage-detector worker`.
+
+The demo, bench, chaos, replay and the integration tests all run real worker processes,
+configured through the environment as in production. This module starts one (with a port and
+a log file), says when it is ready (GET /healthz answers 200), shows its log when it is not,
+and stops it (SIGTERM, then SIGKILL when it does not stop in time).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+
+from streams.settings import Settings
+
+WORKER_COMMAND = [str(Path(sys.executable).with_name("usage-detector")), "worker"]
+
+
+class WorkerExited(Exception):
+    """A worker stopped, or never became ready, while it was expected to run; the message shows its log."""
+
+
+def free_port() -> int:
+    """A TCP port free on this host right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_env(settings: Settings, bootstrap_servers: str | None = None) -> dict[str, str]:
+    """The environment that makes a worker process use these settings (and these servers)."""
+    servers = bootstrap_servers or settings.kafka_bootstrap_servers
+    env = {"KAFKA_BOOTSTRAP_SERVERS": servers} if servers else {}
+    for name, value in settings.model_dump(exclude={"kafka_bootstrap_servers"}).items():
+        if value is not None:
+            secret = getattr(value, "get_secret_value", None)
+            text = ",".join(value) if isinstance(value, tuple) else str(secret() if secret else value)
+            env[f"USAGE_DETECTOR_{name.upper()}"] = text
+    return env
+
+
+class WorkerProcess:
+    """One `usage-detector worker` process.
+
+    `env` is laid over this process's environment; a web port is picked when it names none.
+    `own_session` puts the worker in a session of its own, so that a Ctrl-C in the terminal
+    reaches only the tool, which then stops the worker deliberately.
+    """
+
+    def __init__(self, env: Mapping[str, str], log_path: Path, own_session: bool = False) -> None:
+        self.env = {**os.environ, **env}
+        self.env.setdefault("USAGE_DETECTOR_WEB_PORT", str(free_port()))
+        self.port = int(self.env["USAGE_DETECTOR_WEB_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.started = time.monotonic()
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                WORKER_COMMAND, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=own_session
+            )
+        self.pid = self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def check_running(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise WorkerExited(f"the worker exited with code {code}; see its log {self.log_path}:\n{self.log_excerpt()}")
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:  # refused while starting; 503 while recovering is not ready either
+            return False
+
+    def wait_ready(self, timeout: float, waiting: Callable[[], None] | None = None, poll_s: float = 0.1) -> float:
+        """Seconds from the start until GET /healthz answered 200; `waiting` is called at each poll."""
+        deadline = self.started + timeout
+        while not self.healthy():
+            self.check_running()
+            if time.monotonic() > deadline:
+                raise WorkerExited(
+                    f"the worker was not ready within {timeout:.0f}s; see its log {self.log_path}:\n{self.log_excerpt()}"
+                )
+            if waiting is not None:
+                waiting()
+            time.sleep(poll_s)
+        return time.monotonic() - self.started
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def log_excerpt(self) -> str:
+        """The worker's error lines, or its last lines when it logged no error."""
+        tail = self.log_tail(400).splitlines()
+        errors = [line for line in tail if "[ERROR]" in line or "[CRITICAL]" in line]
+        return "\n".join(errors[:5] or tail[-15:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send `sig` and wait; SIGKILL when it has not exited within `timeout` (or on a Ctrl-C meanwhile)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def memory(self, field_name: str = "VmRSS") -> int:
+        """A /proc/<pid>/status memory field (VmRSS, VmHWM) in bytes; 0 once the process is gone."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the worker process so far (all its threads)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0

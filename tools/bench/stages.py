@@ -219,8 +219,8 @@ class Bench:
                             by_second[second] = max(by_second.get(second, 0), lag)
                 self.progress(f"lag: {len(seen)}/{len(input_ts)} usage records back")
         finally:
-            await producer.stop(timeout=STOP_TIMEOUT_S)
-            await consumer.stop(timeout=STOP_TIMEOUT_S)
+            await producer.stop()
+            await consumer.stop()
         if not lags:
             raise BenchFailed("lag: no usage.state record came back")
         lags.sort()

@@ -383,7 +383,7 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
     from models.codec import decode
     from models.errors import InvalidRecord
     from policy.translate import Translator
-    from streams.agents import BILLING, CAPI, HITS
+    from streams.stages.route import BILLING, CAPI, HITS
     from streams.hit_gate import DominatedHits
     from streams.usage_filter import EarliestForwarded
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import orjson
 
 from models.codec import decode
-from streams.agents import HITS
+from streams.stages.route import HITS
 from streams.bench import Workload, count, summarise_profile
 
 

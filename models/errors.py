@@ -2,6 +2,8 @@
 
     UsageDetectorError
     ├── InvalidRecord        an input record that cannot be used; dead-lettered with its `code`
+    │                        (also a record of our own internal topics or tables that this
+    │                        worker cannot read: malformed, or of another schema version)
     └── ConfigurationError   settings that cannot work; the worker refuses to start
 """
 
@@ -20,6 +22,9 @@ DeadLetterCode = Literal[
     "invalid_account_id",  # account_id absent of form: 1-64 of A-Z a-z 0-9 _ . : -
     "unknown_type",        # billing `type` the contract does not define
     "unprocessable",       # valid as far as checked, but processing it failed (a bug: see the log)
+    # Records of the detector's own internal topics and tables (models.internal.SCHEMA_VERSION):
+    "unreadable_internal",         # malformed: not JSON, not an object, or not the record it should be
+    "unsupported_schema_version",  # written by a version of the detector this worker cannot read
 ]
 
 

@@ -4,15 +4,22 @@
 as published (but a trial's identity reduced to hashed signals), hits and Conversion API events
 reduced to the evidence of usage they carry, and abuse verdicts routed back from the signals.
 `<app>-signal-claims`, keyed by signal digest, carries `models.abuse.SignalClaim`.
+
+Every record of these topics and of the tables' changelogs (`models.state.AccountState`,
+`models.abuse.SignalState`) is written with a `schema_version` first, and read only when this
+worker knows that version: during a rolling upgrade, workers of two versions share them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from models.abuse import AbuseVerdict, Signal
+from models.codec import encode
+from models.errors import InvalidRecord
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
 from models.outputs import Evidence
 from models.timestamps import Timestamp
@@ -52,3 +59,38 @@ AccountEvent = Annotated[
     ],
     Field(discriminator="type"),
 ]
+
+ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
+
+SCHEMA_VERSION = 1
+"""The version of the internal records. Raise it when a worker of the previous version would
+misread the new records; a version that reads older records too accepts them in `decode_internal`.
+Records written before versions existed have none, and are version 1."""
+
+_VERSION_FIRST = b'{"schema_version":%d,' % SCHEMA_VERSION
+
+T = TypeVar("T")
+
+
+def encode_internal(record: BaseModel) -> bytes:
+    """`codec.encode` with the schema version as the first field (every internal record has fields)."""
+    return _VERSION_FIRST + encode(record)[1:]
+
+
+def decode_internal(adapter: TypeAdapter[T], value: bytes | None, what: str) -> T:
+    """The record of `what` (named in the error), or an `InvalidRecord` saying why it cannot be read."""
+    try:
+        obj = orjson.loads(value)  # type: ignore[arg-type]  # None is a TypeError, caught below
+    except (TypeError, orjson.JSONDecodeError) as exc:
+        raise InvalidRecord("unreadable_internal", f"{what}: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidRecord("unreadable_internal", f"{what}: JSON {type(obj).__name__}, not an object")
+    version = obj.pop("schema_version", 1)
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise InvalidRecord(
+            "unsupported_schema_version", f"{what}: schema_version {version!r}, this worker reads {SCHEMA_VERSION}"
+        )
+    try:
+        return adapter.validate_python(obj)
+    except ValidationError as exc:
+        raise InvalidRecord("unreadable_internal", f"{what}: {exc}") from None

@@ -195,8 +195,15 @@ def _position(account_id: str, claimant: Claimant | None) -> tuple[int, str] | N
     return None if claimant is None else (claimant.trial_started_at, account_id)
 
 
-def judge(state: SignalState | None, claim: SignalClaim) -> tuple[SignalState, tuple[AbuseVerdict, ...]]:
-    """Apply a claim to the signal; return the verdicts of the accounts whose standing it changed.
+@dataclass(frozen=True)
+class Judgement:
+    state: SignalState
+    verdicts: tuple[AbuseVerdict, ...]  # for the accounts, by way of account-events
+    changed: bool  # whether `state` differs from the state the claim was applied to
+
+
+def judge(state: SignalState | None, claim: SignalClaim) -> Judgement:
+    """Apply a claim to the signal; give the verdicts of the accounts whose standing it changed.
 
     Only accounts from the claimant's trial on (before or after the claim) can be affected, and of
     those only the ones whose standing differs get a verdict, besides the claimant itself: a claim
@@ -222,7 +229,7 @@ def judge(state: SignalState | None, claim: SignalClaim) -> tuple[SignalState, t
     then = _standings_from(before.claimants, since, earlier) if changed else {}
     concerned = sorted({a for a, standing in now.items() if not changed or then.get(a) != standing} | {account})
     no_standing: Standing = (False, 0, ())
-    return after, _verdicts(after, {a: now.get(a, no_standing) for a in concerned})
+    return Judgement(state=after, verdicts=_verdicts(after, {a: now.get(a, no_standing) for a in concerned}), changed=changed)
 
 
 def _verdicts(state: SignalState, standings: dict[str, Standing]) -> tuple[AbuseVerdict, ...]:

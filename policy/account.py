@@ -36,6 +36,7 @@ class Step:
     state: AccountState
     records: tuple[Record, ...]  # for the output topics
     claims: tuple[SignalClaim, ...]  # for the signals this account's trials touch
+    changed: bool  # whether `state` differs from the state the event was applied to
 
 
 def evidence_order(evidence: Evidence) -> tuple[int, str, str]:
@@ -146,10 +147,10 @@ def apply(
     after = after.model_copy(update={"usage": usage, "eligibility": eligibility})
     if after != before:
         changed = tuple(r for r, prior in ((usage, before.usage), (eligibility, before.eligibility)) if r is not prior)
-        return Step(state=after, records=changed, claims=_changed_claims(before, after))
+        return Step(state=after, records=changed, claims=_changed_claims(before, after), changed=True)
     republished = tuple(r for r in (before.usage, before.eligibility) if r is not None)
     reclaimed = tuple(claims_of(before).values()) if _may_have_claimed(before, event) else ()
-    return Step(state=before, records=republished, claims=reclaimed)
+    return Step(state=before, records=republished, claims=reclaimed, changed=False)
 
 
 def _may_have_claimed(account: AccountState, event: AccountEvent) -> bool:

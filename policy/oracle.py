@@ -46,8 +46,9 @@ def run(
         if not queue:
             del queues[(kind, key)]
         if isinstance(message, SignalClaim):
-            outcome.signals[key], verdicts = judge(outcome.signals.get(key), message)
-            for verdict in verdicts:
+            judgement = judge(outcome.signals.get(key), message)
+            outcome.signals[key] = judgement.state
+            for verdict in judgement.verdicts:
                 enqueue("account", verdict.account_id, verdict)
         else:
             step = apply(outcome.accounts.get(key), message, now, window)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import faust
 
 from streams import eager_delivery, rebalance
-from streams.agents import Pipeline, build_pipeline
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.store import store_url
+from streams.topology import Topology, build_topology
 from streams.health import watch_broker
 from streams.views import register_views
 
@@ -19,7 +19,7 @@ from streams.views import register_views
 @dataclass(frozen=True)
 class Detector:
     app: faust.App
-    pipeline: Pipeline
+    topology: Topology
     metrics: Metrics
 
 
@@ -55,6 +55,6 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
     rebalance.install(app)
     eager_delivery.install(app)
     metrics = Metrics()
-    pipeline = build_pipeline(app, settings, metrics)
-    register_views(app, settings, pipeline.accounts, metrics, watch_broker(app, bootstrap_servers))
-    return Detector(app=app, pipeline=pipeline, metrics=metrics)
+    topology = build_topology(app, settings, metrics)
+    register_views(app, settings, topology.accounts, metrics, watch_broker(app, bootstrap_servers))
+    return Detector(app=app, topology=topology, metrics=metrics)

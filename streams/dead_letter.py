@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import base64
+import time
 
+import faust
+from faust.types import EventT
+
+from models.codec import encode
 from models.errors import InvalidRecord
 from models.outputs import DeadLetter, DeadLetterError
+from streams.metrics import Metrics
 
 RAW_LIMIT = 64 * 1024
 
@@ -34,3 +40,25 @@ def dead_letter(
         raw=as_text(value, RAW_LIMIT),
         dead_lettered_at=now,
     )
+
+
+class DeadLetters:
+    """Sends each unusable record to the dead-letter topic, where it was and why, and counts it."""
+
+    def __init__(self, topic: faust.TopicT, metrics: Metrics) -> None:
+        self._topic = topic
+        self._metrics = metrics
+
+    async def send(self, event: EventT, error: InvalidRecord) -> None:
+        message = event.message
+        letter = dead_letter(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=event.key,
+            value=event.value,
+            error=error,
+            now=time.time_ns() // 1_000_000,
+        )
+        await self._topic.send(key=event.key, value=encode(letter))
+        self._metrics.dead_letters.labels(message.topic, error.code).inc()

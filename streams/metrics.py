@@ -130,5 +130,14 @@ class _WorkerCollector(Collector):
             )
 
 
+def consumer_lag(app: Any) -> Iterator[tuple[tuple[str, int], int]]:
+    """Records behind the end of each assigned partition of a Faust app, as last read by this worker."""
+    consumer = app.consumer
+    read_offsets = app.monitor.tp_read_offsets
+    for tp in consumer.assignment():
+        read = read_offsets.get(tp)
+        yield (tp.topic, tp.partition), max(0, consumer.highwater(tp) - (read + 1 if read is not None else 0))
+
+
 def count_states(stored_accounts: Iterable[bytes]) -> Tally[str]:
     return Tally(state for stored in stored_accounts if (state := eligibility_state_of(stored)) is not None)

@@ -13,10 +13,12 @@ instead of forwarding each account's next hit again (a million accounts: a milli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
 
+import faust
 import orjson
 
 log = logging.getLogger(__name__)
@@ -96,3 +98,20 @@ def load(path: Path) -> dict[str, int]:
     except (OSError, orjson.JSONDecodeError, ValueError) as exc:
         log.warning("ignoring the saved usage filter %s (%s); it fills again from the hits", path, exc)
         return {}
+
+
+def keep(app: faust.App, forwarded: EarliestForwarded, path: Path, every_s: float) -> None:
+    """Load the filter a previous run saved; save it every `every_s` and when the worker stops."""
+    restored = load(path)
+    forwarded.restore(restored)
+    if restored:
+        log.info("usage filter: %d accounts restored from %s", len(forwarded), path)
+
+    @app.timer(every_s, name="save-usage-filter")
+    async def save_usage_filter() -> None:
+        await asyncio.to_thread(save, path, forwarded.snapshot())
+
+    @app.on_before_shutdown.connect
+    async def save_on_stop(app: faust.App, **kwargs: object) -> None:
+        save(path, forwarded.snapshot())
+        log.info("usage filter: %d accounts saved to %s", len(forwarded), path)

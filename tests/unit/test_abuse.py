@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.abuse import SignalClaim
+from models.abuse import SignalClaim, SignalState
 from models.inputs import TrackingHit, TrialIdentity, TrialStarted
 from models.internal import TrialBegan, UsageObserved
 from models.outputs import AbuseSummary, RefundEligibility, TagEvidence
@@ -86,17 +86,26 @@ def standing_of(verdicts) -> dict[str, tuple[str, ...]]:
 def test_judge_links_later_claimants_to_earlier_ones_and_ties_go_to_the_smaller_id() -> None:
     s = signal(KEY, "card_fingerprint", "card-1")
     assert s is not None
-    state, _ = judge(None, SignalClaim(signal=s, account_id="b", trial_started_at=200))
-    state, _ = judge(state, SignalClaim(signal=s, account_id="c", trial_started_at=100))
-    state, verdicts = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=100))
+    state = judge(None, SignalClaim(signal=s, account_id="b", trial_started_at=200)).state
+    state = judge(state, SignalClaim(signal=s, account_id="c", trial_started_at=100)).state
+    judgement = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=100))
+    state, verdicts = judgement.state, judgement.verdicts
+    assert judgement.changed
     assert standing_of(verdicts) == {"a": (), "c": ("a",), "b": ("a", "c")}
     assert {v.seq for v in verdicts} == {3}
     # A claim repeated changes nothing, and says so again with the same seq.
-    again, repeated = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=100))
+    judgement = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=100))
+    again, repeated = judgement.state, judgement.verdicts
+    assert not judgement.changed
     assert again == state and {v.seq for v in repeated} == {3}
     # A withdrawn claim clears that account and frees the others.
-    state, verdicts = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=None))
+    judgement = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=None))
+    state, verdicts = judgement.state, judgement.verdicts
+    assert judgement.changed
     assert standing_of(verdicts) == {"a": (), "b": ("c",), "c": ()}
+    # Withdrawing it again, or a claim that was never made, changes nothing either.
+    assert not judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=None)).changed
+    assert not judge(state, SignalClaim(signal=s, account_id="z", trial_started_at=None)).changed
 
 
 def trial_factory(account: str, at: int, **identity: str) -> TrialStarted:
@@ -180,6 +189,17 @@ def test_final_flags_do_not_depend_on_arrival_order(entries, rnd: random.Random)
             assert (reference.accounts[linked].trial_started_at, linked) < (state.trial_started_at, account)
 
 
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.one_of(st.none(), st.integers(0, 3))), max_size=12))
+def test_a_judgement_says_whether_the_signal_changed(claims: list[tuple[str, int | None]]) -> None:
+    """The shell saves the signal, and counts it crowded, on this flag alone."""
+    s = signal(KEY, "device_id", "shared")
+    state = None
+    for account, at in claims:
+        judgement = judge(state, SignalClaim(signal=s, account_id=account, trial_started_at=at))
+        assert judgement.changed == (judgement.state != (state or SignalState(signal=s)))
+        state = judgement.state
+
 def test_only_the_events_that_made_the_claims_make_them_again() -> None:
     trial = translate.billing(trial_factory("acct", 100, card_fingerprint="c1", website="https://a.example"))
     first = translate.hit(TrackingHit(hit_id="h1", account_id="acct", received_at=1000, page_url="https://b.example/"))
@@ -192,7 +212,7 @@ def test_only_the_events_that_made_the_claims_make_them_again() -> None:
     assert {c.signal.digest for c in apply(state, first, now=6).claims} == claimed
     assert apply(state, later, now=6).claims == ()  # a later hit never claimed anything
     claim = apply(None, trial, now=1).claims[0]
-    assert apply(state, judge(None, claim)[1][0], now=6).claims == ()
+    assert apply(state, judge(None, claim).verdicts[0], now=6).claims == ()
 
 
 def expected_abuse(outcome, account: str) -> AbuseSummary:
@@ -261,7 +281,8 @@ def test_a_claim_in_trial_order_costs_one_verdict_however_many_share_the_signal(
     state = None
     for n, trial in enumerate(crowd_in_trial_order(300)):
         (claim,) = apply(None, trial, now=0).claims
-        state, verdicts = judge(state, claim)
+        judgement = judge(state, claim)
+        state, verdicts = judgement.state, judgement.verdicts
         assert [v.account_id for v in verdicts] == [trial.account_id]
         assert verdicts[0].counted == n and len(verdicts[0].earliest) == min(n, LINKED_ACCOUNTS_SHOWN)
 
@@ -278,7 +299,8 @@ def test_in_trial_order_each_account_publishes_at_most_two_eligibility_records()
             outcome.accounts[event.account_id] = step.state
             published[event.account_id] += sum(isinstance(r, RefundEligibility) for r in step.records)
             for claim in step.claims:
-                outcome.signals[claim.signal.digest], verdicts = judge(outcome.signals.get(claim.signal.digest), claim)
+                judgement = judge(outcome.signals.get(claim.signal.digest), claim)
+                outcome.signals[claim.signal.digest], verdicts = judgement.state, judgement.verdicts
                 pending.extend(verdicts)
     assert max(published.values()) == 2
     last = outcome.accounts["acct-0299"].eligibility.abuse
@@ -289,14 +311,16 @@ def test_an_earlier_claim_arriving_late_changes_only_the_standings_it_changes() 
     s = signal(KEY, "device_id", "placeholder")
     state = None
     for n in range(1, 41):
-        state, _ = judge(state, SignalClaim(signal=s, account_id=f"acct-{n:02d}", trial_started_at=n))
-    state, verdicts = judge(state, SignalClaim(signal=s, account_id="acct-00", trial_started_at=0))
+        state = judge(state, SignalClaim(signal=s, account_id=f"acct-{n:02d}", trial_started_at=n)).state
+    judgement = judge(state, SignalClaim(signal=s, account_id="acct-00", trial_started_at=0))
+    state, verdicts = judgement.state, judgement.verdicts
     # Everyone's count grows; the new earliest enters every list.
     assert len(verdicts) == 41
     assert all(v.earliest[0].account_id == "acct-00" for v in verdicts if v.account_id != "acct-00")
     # A claim moving between two late positions touches only the accounts it passes (a tie at 35
     # goes to the smaller id, so acct-35 stays behind it, unchanged).
-    state, verdicts = judge(state, SignalClaim(signal=s, account_id="acct-30", trial_started_at=35))
+    judgement = judge(state, SignalClaim(signal=s, account_id="acct-30", trial_started_at=35))
+    state, verdicts = judgement.state, judgement.verdicts
     assert [v.account_id for v in verdicts] == [f"acct-{n}" for n in range(30, 35)]
 
 
@@ -359,14 +383,14 @@ def test_a_crowded_signal_is_reported_once_on_the_way_up() -> None:
     s = signal(KEY, "device_id", "placeholder")
     state, reports = None, []
     for n, at in enumerate([50, 40, 30, 20, 10]):
-        after, _ = judge(state, SignalClaim(signal=s, account_id=f"acct-{n}", trial_started_at=at))
+        after = judge(state, SignalClaim(signal=s, account_id=f"acct-{n}", trial_started_at=at)).state
         reports.append(crowded(state, after, threshold=3))
         state = after
     assert reports[:2] == [None, None] and reports[3:] == [None, None]
     assert reports[2] == CrowdedSignal(signal=s, claimants=3, earliest=("acct-2", "acct-1", "acct-0"))
-    fewer, _ = judge(state, SignalClaim(signal=s, account_id="acct-0", trial_started_at=None))
-    fewer, _ = judge(fewer, SignalClaim(signal=s, account_id="acct-1", trial_started_at=None))
-    again, _ = judge(fewer, SignalClaim(signal=s, account_id="acct-9", trial_started_at=99))
+    fewer = judge(state, SignalClaim(signal=s, account_id="acct-0", trial_started_at=None)).state
+    fewer = judge(fewer, SignalClaim(signal=s, account_id="acct-1", trial_started_at=None)).state
+    again = judge(fewer, SignalClaim(signal=s, account_id="acct-9", trial_started_at=99)).state
     assert crowded(fewer, again, threshold=3) is None and crowded(None, again, threshold=4) is not None
     assert crowded(None, again, threshold=3).earliest == ("acct-4", "acct-3", "acct-2")
 
@@ -376,10 +400,11 @@ def test_a_repeated_claim_resends_only_the_standings_from_its_position_on() -> N
     state = None
     claims = [apply(None, trial, now=0).claims[0] for trial in crowd_in_trial_order(50)]
     for claim in claims:
-        state, _ = judge(state, claim)
-    again, last = judge(state, claims[-1])
+        state = judge(state, claim).state
+    judgement = judge(state, claims[-1])
+    again, last = judgement.state, judgement.verdicts
     assert again == state and [v.account_id for v in last] == [claims[-1].account_id]
-    _, tenth = judge(state, claims[9])
+    tenth = judge(state, claims[9]).verdicts
     assert [v.account_id for v in tenth] == [c.account_id for c in claims[9:]]
     assert {v.seq for v in tenth} == {state.seq}
 

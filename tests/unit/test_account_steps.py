@@ -281,10 +281,22 @@ def test_duplicate_event_republishes_current_records_unchanged(kind: str, with_u
 
     step = run.feed(event, now=NOW + 10 * DAY)
 
-    assert step.state == state
+    assert step.state == state and not step.changed
     assert run.held == held, "no new version for a duplicate"
     assert step.records, "the current records are published again"
     assert sorted(step.records, key=lambda r: type(r).__name__) == sorted(held.values(), key=lambda r: type(r).__name__)
+
+
+def test_a_step_says_whether_the_account_changed() -> None:
+    """The shell saves a changed state and writes an unchanged one back as stored: a step that
+    hid a change would lose it, one that claimed a change it did not make would count it."""
+    run = account_run_factory()
+    assert run.feed(make_hit(C + HOUR, "hit-2")).changed, "an account's first event"
+    assert not run.feed(make_hit(C + 2 * HOUR, "hit-3")).changed, "a later hit: usage started earlier"
+    assert run.feed(make_hit(C, "hit-1")).changed, "an earlier hit moves usage start"
+    charge = make_charge("ch_1", reason="renewal")
+    assert run.feed(charge).changed
+    assert not run.feed(charge).changed, "a duplicate"
 
 
 @pytest.mark.parametrize("kind", sorted(BILLING_EVENTS))

@@ -608,7 +608,7 @@ def check_dockerfile_installs_project(dockerfile: list[Instruction]) -> None:
         parts = [part for part in shlex.split(args) if not part.startswith("--")]
         copied.update(part.rstrip("/").removeprefix("./") for part in parts[:-1])
     pyproject = load_pyproject()
-    needed = {"pyproject.toml", *(package.split(".")[0] for package in pyproject["tool"]["setuptools"]["packages"])}
+    needed = {"pyproject.toml", *(package.split(".")[0] for package in pyproject["tool"]["setuptools"]["packages"])}  # a subpackage comes with its folder
     if "." not in copied:
         missing = needed - copied
         assert not missing, f"`pip install .` needs {sorted(missing)}, which the Dockerfile does not copy"

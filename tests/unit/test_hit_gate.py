@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from models.codec import decode
 from models.errors import InvalidRecord
-from streams.agents import HITS
+from streams.stages.route import HITS
 from tools.bench.workload import HitMaker
 from streams.hit_gate import DominatedHits, parse_object, valid_hit_received_at
 from streams.usage_filter import EarliestForwarded

@@ -8,7 +8,7 @@ import logging
 
 from models.abuse import Signal
 from policy.abuse import CrowdedSignal
-from streams.agents import report_crowded
+from streams.stages.signals import report_crowded
 from streams.metrics import Metrics, TableCensus, count_states, eligibility_state_of
 
 
@@ -48,7 +48,7 @@ def test_the_census_counts_tables_and_states_and_yields_to_the_loop_while_walkin
 def test_a_crowded_signal_is_counted_by_kind_and_logged_with_its_first_accounts(caplog) -> None:
     metrics = Metrics()
     crowd = CrowdedSignal(signal=Signal(kind="device_id", digest="ab" * 32), claimants=100, earliest=("a1", "a2", "a3"))
-    with caplog.at_level(logging.WARNING, logger="streams.agents"):
+    with caplog.at_level(logging.WARNING, logger="streams.stages.signals"):
         report_crowded(metrics, crowd)
     assert metrics.registry.get_sample_value("usage_detector_crowded_signals_total", {"kind": "device_id"}) == 1
     (line,) = caplog.messages

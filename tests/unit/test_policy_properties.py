@@ -150,6 +150,8 @@ def run_history(events: list[AccountEvent], window: DuplicateWindow = DEFAULT_DU
     held: dict[type, UsageState | RefundEligibility] = {}
     for i, event in enumerate(events):
         step = apply(state, event, now=NOW + i, window=window)
+        # The shell saves the state and counts transitions on this flag alone.
+        assert step.changed == (step.state != (state or AccountState(account_id=event.account_id)))
         state = step.state
         steps.append(step)
         for record in step.records:
@@ -235,7 +237,7 @@ def test_applying_an_event_twice_changes_nothing(history: list[AccountEvent], da
     assert (twice.usage.version if twice.usage else None) == (once.usage.version if once.usage else None)
     # The redelivery itself publishes nothing new: only the records current at that moment.
     redelivery = twice.steps[insert_at]
-    assert redelivery.state == twice.steps[insert_at - 1].state
+    assert redelivery.state == twice.steps[insert_at - 1].state and not redelivery.changed
     highest: dict[type, UsageState | RefundEligibility] = {}
     for step in twice.steps[:insert_at]:
         for record in step.records:

@@ -118,22 +118,16 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
     """route-inputs' own work per record (the fast lane, else full decode and translation, the
     usage filter), on a raw consumer: what the routing costs without Faust's per-message machinery.
     Sends are left out (only usage starts and dead letters send)."""
-    from models.codec import decode
     from models.errors import InvalidRecord
     from policy.translate import Translator
-    from streams.agents import BILLING, CAPI, HITS
     from streams.hit_gate import DominatedHits
+    from streams.stages.route import edge_decoders
     from streams.usage_filter import EarliestForwarded
 
-    edge = Translator(b"bench")
     forwarded = EarliestForwarded(1_000_000)
     limit = 262_144
     dominated = DominatedHits(forwarded, limit)
-    decoders = {
-        topics.hits: lambda value: edge.hit(decode(HITS, value, limit)),
-        topics.capi: lambda value: edge.capi(decode(CAPI, value, limit)),
-        topics.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
-    }
+    decoders = edge_decoders(topics, Translator(b"bench"), limit)
 
     def handle(message: Any) -> object:
         if message.topic == topics.hits and dominated(message.value):

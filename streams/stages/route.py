@@ -1,0 +1,89 @@
+"""route-inputs: validate each input record, dead-letter bad ones, re-key good ones by account.
+
+Input topics belong to their producers (any partition count, any key), so every record goes on
+to `<app>-account-events`, keyed by `account_id` and co-partitioned with the accounts table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import faust
+from faust.types import EventT
+from pydantic import BaseModel, TypeAdapter
+
+from models.codec import decode
+from models.errors import InvalidRecord
+from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
+from models.internal import UsageObserved, encode_internal
+from policy.translate import Translator
+from streams.dead_letter import DeadLetters
+from streams.hit_gate import DominatedHits
+from streams.metrics import Metrics
+from streams.topics import TopicNames
+from streams.usage_filter import EarliestForwarded
+
+log = logging.getLogger(__name__)
+HITS = TypeAdapter(TrackingHit)
+CAPI = TypeAdapter(ConversionApiEvent)
+BILLING = TypeAdapter(BillingEvent)
+
+Decoder = Callable[[bytes | None], BaseModel]
+Agent = Callable[[faust.StreamT], object]
+
+
+def edge_decoders(names: TopicNames, edge: Translator, limit: int) -> dict[str, Decoder]:
+    """Per input topic: bytes to the account event they carry, or an `InvalidRecord`."""
+    return {
+        names.hits: lambda value: edge.hit(decode(HITS, value, limit)),
+        names.capi: lambda value: edge.capi(decode(CAPI, value, limit)),
+        names.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
+    }
+
+
+def decode_safely(decoder: Decoder, topic: str, value: bytes | None) -> BaseModel:
+    """Decode at the edge; whatever goes wrong costs this one record (dead-lettered), never the agent."""
+    try:
+        return decoder(value)
+    except InvalidRecord:
+        raise
+    except Exception as exc:  # a bug of ours, not bad input: keep the record and the traceback
+        log.exception("could not process a record of %s; dead-lettering it", topic)
+        raise InvalidRecord("unprocessable", f"{type(exc).__name__}: {exc}") from exc
+
+
+def route_inputs(
+    *,
+    decoders: dict[str, Decoder],
+    hits_topic: str,
+    forwarded: EarliestForwarded,
+    dominated: DominatedHits,
+    account_events: faust.TopicT,
+    dead_letters: DeadLetters,
+    metrics: Metrics,
+) -> Agent:
+    consumed = {topic: metrics.consumed.labels(topic) for topic in decoders}
+
+    async def route(stream: faust.StreamT) -> None:
+        """Validate each input record, dead-letter bad ones, re-key good ones by account."""
+        event: EventT
+        async for event in stream.events():
+            topic = event.message.topic
+            consumed[topic].inc()
+            # The firehose: a valid hit of an account whose usage already started earlier is
+            # dropped here, checked without pydantic; anything else takes the full decode.
+            if topic == hits_topic and dominated(event.value):
+                metrics.dominated.inc()
+                continue
+            try:
+                record = decode_safely(decoders[topic], topic, event.value)
+            except InvalidRecord as error:
+                await dead_letters.send(event, error)
+                continue
+            if isinstance(record, UsageObserved) and not forwarded.admit(record.account_id, record.evidence.received_at):
+                metrics.dominated.inc()
+                continue
+            await account_events.send(key=record.account_id.encode(), value=encode_internal(record))
+
+    return route

@@ -1,0 +1,121 @@
+"""The stream topology, wired in one place: topics, tables, the three agents and the timers.
+
+    inputs ──route-inputs──> account-events ──process-accounts──> usage.state, refund.eligibility
+                                   ^                     │
+                                   │ verdicts            │ claims (by signal digest)
+                                   └───judge-signals <── signal-claims
+
+What each agent does with a record is its stage's (`streams.stages`): decode, call the policy
+core, write the table, send.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import faust
+
+from streams import usage_filter
+from streams.dead_letter import DeadLetters
+from streams.hit_gate import DominatedHits
+from streams.metrics import Metrics, TableCensus, consumer_lag
+from streams.settings import Settings
+from streams.stages.accounts import process_accounts
+from streams.stages.route import edge_decoders, route_inputs
+from streams.stages.signals import judge_signals
+from streams.topics import TopicNames
+from streams.usage_filter import EarliestForwarded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Handles to what the topology declared, for views and tests."""
+
+    accounts: faust.Table
+    signals: faust.Table
+    topics: TopicNames
+    account_events: faust.TopicT
+    signal_claims: faust.TopicT
+    usage: faust.TopicT
+    eligibility: faust.TopicT
+    dead_letter: faust.TopicT
+    route_inputs: faust.types.AgentT
+    process_accounts: faust.types.AgentT
+    judge_signals: faust.types.AgentT
+
+
+def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topology:
+    names = TopicNames.from_settings(settings)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*names.inputs, **raw)
+    account_events = app.topic(names.account_events, partitions=settings.partitions, **raw)
+    signal_claims = app.topic(names.signal_claims, partitions=settings.partitions, **raw)
+    usage_out = app.topic(names.usage, **raw)
+    eligibility_out = app.topic(names.eligibility, **raw)
+    dead_letter_out = app.topic(names.dead_letter, **raw)
+    accounts = app.Table("accounts", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    signals = app.Table("signals", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    dead_letters = DeadLetters(dead_letter_out, metrics)
+
+    forwarded = EarliestForwarded(settings.usage_filter_accounts)
+    usage_filter.keep(
+        app, forwarded, settings.state_dir / f"{settings.app_id}-usage-filter.json", settings.usage_filter_save_interval_s
+    )
+    route = app.agent(inputs, name="route-inputs")(
+        route_inputs(
+            decoders=edge_decoders(names, settings.translator(), settings.max_record_bytes),
+            hits_topic=names.hits,
+            forwarded=forwarded,
+            dominated=DominatedHits(forwarded, settings.max_record_bytes),
+            account_events=account_events,
+            dead_letters=dead_letters,
+            metrics=metrics,
+        )
+    )
+    process = app.agent(account_events, name="process-accounts")(
+        process_accounts(
+            accounts=accounts,
+            usage_out=usage_out,
+            eligibility_out=eligibility_out,
+            signal_claims=signal_claims,
+            dead_letters=dead_letters,
+            metrics=metrics,
+            window=settings.duplicate_window(),
+        )
+    )
+    judge = app.agent(signal_claims, name="judge-signals")(
+        judge_signals(
+            signals=signals,
+            account_events=account_events,
+            dead_letters=dead_letters,
+            metrics=metrics,
+            crowded_claimants=settings.crowded_signal_claimants,
+        )
+    )
+
+    census = TableCensus({"accounts": accounts, "signals": signals})
+    metrics.watch(lambda: consumer_lag(app), census)
+
+    @app.timer(settings.census_interval_s, name="table-census")
+    async def take_census() -> None:
+        try:
+            await census.take()
+        except Exception:  # a rebalance may close a partition's store mid-walk: count next time
+            log.warning("table census interrupted; the next one follows in %.0fs", settings.census_interval_s, exc_info=True)
+
+    return Topology(
+        accounts=accounts,
+        signals=signals,
+        topics=names,
+        account_events=account_events,
+        signal_claims=signal_claims,
+        usage=usage_out,
+        eligibility=eligibility_out,
+        dead_letter=dead_letter_out,
+        route_inputs=route,
+        process_accounts=process,
+        judge_signals=judge,
+    )

@@ -1,0 +1,71 @@
+"""Records of the internal topics and tables carry a schema version, and are read defensively."""
+
+import orjson
+import pytest
+from pydantic import TypeAdapter
+
+from models.abuse import SignalClaim, SignalState
+from models.errors import InvalidRecord
+from models.internal import ACCOUNT_EVENT, SCHEMA_VERSION, decode_internal, encode_internal
+from models.state import AccountState
+from policy import apply
+from policy.abuse import judge
+from tests.unit.factories import C, make_abuse_verdict, make_charge, make_hit, make_trial
+
+ACCOUNT_STATE = TypeAdapter(AccountState)
+
+
+def account_state() -> AccountState:
+    state = None
+    for event in (make_trial(), make_hit(C), make_charge("ch_1")):
+        state = apply(state, event, now=5).state
+    return state
+
+
+def records() -> list[tuple[TypeAdapter, object]]:
+    trial = make_trial()
+    claim = SignalClaim(signal=make_abuse_verdict().signal, account_id="a", trial_started_at=1)
+    return [
+        (ACCOUNT_EVENT, trial),
+        (ACCOUNT_EVENT, make_hit(C)),
+        (ACCOUNT_EVENT, make_charge("ch_1")),
+        (ACCOUNT_EVENT, make_abuse_verdict()),
+        (TypeAdapter(SignalClaim), claim),
+        (ACCOUNT_STATE, account_state()),
+        (TypeAdapter(SignalState), judge(None, claim).state),
+    ]
+
+
+@pytest.mark.parametrize(("adapter", "record"), records(), ids=lambda r: type(r).__name__)
+def test_every_internal_record_is_written_with_its_version_and_read_back(adapter, record) -> None:
+    value = encode_internal(record)
+    assert value.startswith(b'{"schema_version":1,')
+    assert orjson.loads(value)["schema_version"] == SCHEMA_VERSION
+    assert decode_internal(adapter, value, "record") == record
+
+
+def test_a_record_written_before_versions_existed_is_version_1() -> None:
+    state = account_state()
+    unversioned = state.model_dump_json().encode()
+    assert b"schema_version" not in unversioned
+    assert decode_internal(ACCOUNT_STATE, unversioned, "stored state") == state
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", True, None, 1.5])
+def test_a_record_of_another_schema_version_is_refused_with_its_own_code(version) -> None:
+    value = orjson.dumps({**orjson.loads(encode_internal(account_state())), "schema_version": version})
+    with pytest.raises(InvalidRecord) as caught:
+        decode_internal(ACCOUNT_STATE, value, "stored state of acct-1")
+    assert caught.value.code == "unsupported_schema_version"
+    assert caught.value.message.startswith("stored state of acct-1: ")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, b"", b"not json", b"[1]", b'"text"', b'{"schema_version":1}', b'{"schema_version":1,"type":"nope","account_id":"a"}'],
+)
+def test_a_malformed_internal_record_is_unreadable(value) -> None:
+    with pytest.raises(InvalidRecord) as caught:
+        decode_internal(ACCOUNT_EVENT, value, "account event")
+    assert caught.value.code == "unreadable_internal"
+    assert caught.value.message.startswith("account event: ")

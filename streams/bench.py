@@ -41,20 +41,20 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from streams.topics import Topics
 from streams.workerpool import TopicSet, free_port
 
 STAGES = ("throughput", "lag", "scale", "restart")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
 INPUT_PARTITIONS = {"hits": 8, "capi": 2, "billing": 4}
 LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
-COMPACTED_LOG_APPEND = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", **LOG_APPEND}
 POLL_S = 0.25
 HEALTH_TIMEOUT_S = 120.0
 
@@ -285,17 +285,18 @@ def fresh_topics(run_tag: str, stage: str) -> TopicSet:
 
 
 def create_topics(servers: str, topics: TopicSet, partitions: int) -> None:
-    """Inputs and usage.state with LogAppendTime, so both ends of the lag are the broker's clock."""
+    """Inputs and usage.state as the registry declares them, but with LogAppendTime, so both ends
+    of the lag are the broker's clock; inputs with partition counts of their own, as producers' are."""
     from kafka.admin import KafkaAdminClient, NewTopic
 
+    registry = Topics.of(topics, partitions)
+    inputs = [replace(getattr(registry, name), partitions=count) for name, count in INPUT_PARTITIONS.items()]
     admin = KafkaAdminClient(bootstrap_servers=servers, client_id="usage-detector-bench")
     try:
         admin.create_topics(
             [
-                NewTopic(topics.hits, INPUT_PARTITIONS["hits"], 1, topic_configs=LOG_APPEND),
-                NewTopic(topics.capi, INPUT_PARTITIONS["capi"], 1, topic_configs=LOG_APPEND),
-                NewTopic(topics.billing, INPUT_PARTITIONS["billing"], 1, topic_configs=LOG_APPEND),
-                NewTopic(topics.usage, partitions, 1, topic_configs=COMPACTED_LOG_APPEND),
+                NewTopic(spec.name, spec.partitions, 1, topic_configs={**spec.config, **LOG_APPEND})
+                for spec in (*inputs, registry.usage)
             ]
         )
     finally:

@@ -212,15 +212,21 @@ def mismatches(specs: Iterable[TopicSpec], observed: Mapping[str, Observed]) -> 
         if seen is None or spec.role is Role.INPUT:
             continue
         policy = seen.config.get("cleanup.policy")
-        if spec.compacted and policy != "compact":
-            difference = "its cleanup.policy could not be read" if policy is None else f"cleanup.policy is {policy}, not compact"
+        if spec.compacted and policy is None:
             found.append(
                 Mismatch(
                     spec.name,
-                    difference,
-                    f"a {spec.role} topic must keep every key's latest record for good: set cleanup.policy=compact "
-                    f"(kafka-configs.sh --alter --entity-type topics --entity-name {spec.name} "
-                    "--add-config cleanup.policy=compact), or grant DescribeConfigs if it could not be read",
+                    "its cleanup.policy could not be read",
+                    "grant the worker's user DescribeConfigs on it, so that it can check the topic is compacted",
+                )
+            )
+        elif spec.compacted and policy != "compact":
+            found.append(
+                Mismatch(
+                    spec.name,
+                    f"cleanup.policy is {policy}, not compact",
+                    f"the {spec.role} topic must keep every key's latest record for good: kafka-configs.sh "
+                    f"--alter --entity-type topics --entity-name {spec.name} --add-config cleanup.policy=compact",
                 )
             )
         if spec.copartitioned and seen.partitions != spec.partitions:
@@ -284,6 +290,13 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
     topics = list(Topics.from_settings(settings))
     try:
         existing = set(admin.list_topics())
+        # Checked before anything is created: a refused start leaves the broker as it was.
+        checked = [spec.name for spec in topics if spec.name in existing and spec.role is not Role.INPUT]
+        if problems := mismatches(topics, describe(admin, checked)):
+            raise ConfigurationError(
+                f"existing topics of app id {settings.app_id} do not fit the detector:\n  "
+                + "\n  ".join(str(problem) for problem in problems)
+            )
         created = []
         for spec in topics:
             if spec.name in existing:
@@ -296,12 +309,6 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
             except TopicAlreadyExistsError:
                 pass  # another worker created it first
         wait_until_served(admin, [spec.name for spec in topics], deadline)
-        checked = [spec.name for spec in topics if spec.role is not Role.INPUT]
-        if problems := mismatches(topics, describe(admin, checked)):
-            raise ConfigurationError(
-                f"existing topics of app id {settings.app_id} do not fit the detector:\n  "
-                + "\n  ".join(str(problem) for problem in problems)
-            )
         return created
     except AuthorizationError as exc:
         raise ConfigurationError(

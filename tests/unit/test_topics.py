@@ -69,12 +69,13 @@ def test_a_compacted_topic_that_is_not_compacted_is_named(policy: str) -> None:
         [problem] = mismatches(REGISTRY, observed)
         assert problem.topic == name
         assert problem.difference == f"cleanup.policy is {policy}, not compact"
-        assert "--add-config cleanup.policy=compact" in problem.remedy
+        assert f"--entity-name {name} --add-config cleanup.policy=compact" in problem.remedy
 
 
 def test_a_compaction_that_cannot_be_read_is_not_taken_for_granted() -> None:
     [problem] = mismatches(REGISTRY, {**as_specified(), "usage.state": Observed(4, {})})
     assert (problem.topic, problem.difference) == ("usage.state", "its cleanup.policy could not be read")
+    assert "DescribeConfigs" in problem.remedy
 
 
 def test_a_copartitioned_topic_with_another_partition_count_is_named() -> None:

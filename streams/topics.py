@@ -205,11 +205,12 @@ class Mismatch:
 
 def mismatches(specs: Iterable[TopicSpec], observed: Mapping[str, Observed]) -> list[Mismatch]:
     """What keeps existing topics from working as their specs say. Absent topics are not judged
-    here (the worker creates them), nor are inputs: they belong to their producers."""
+    (the worker creates them); inputs pass whatever they are, being neither compacted nor
+    co-partitioned by spec: they belong to their producers."""
     found = []
     for spec in specs:
         seen = observed.get(spec.name)
-        if seen is None or spec.role is Role.INPUT:
+        if seen is None:
             continue
         policy = seen.config.get("cleanup.policy")
         if spec.compacted and policy is None:

@@ -259,10 +259,10 @@ def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, Observed]:
 def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float = 60.0) -> list[str]:
     """Create the missing topics and wait until the broker serves all of them. Returns the names created.
 
-    Existing topics are left as they are, but checked: one that would break the detector (see
-    `mismatches`) raises ConfigurationError naming it, before the worker joins its group.
-    Retries while the broker is unreachable, so a worker started before its broker waits for it. Refused credentials or a failed TLS handshake raise
-    ConfigurationError at once.
+    Existing topics are left as they are, but checked first: one that would break the detector
+    (see `mismatches`) raises ConfigurationError naming it, and nothing is created. Retries while
+    the broker is unreachable, so a worker started before its broker waits for it. Refused
+    credentials or a failed TLS handshake raise ConfigurationError at once.
     """
     security = KafkaSecurity.from_settings(settings)
     deadline = time.monotonic() + timeout_s
@@ -295,7 +295,7 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
         checked = [spec.name for spec in topics if spec.name in existing and spec.role is not Role.INPUT]
         if problems := mismatches(topics, describe(admin, checked)):
             raise ConfigurationError(
-                f"existing topics of app id {settings.app_id} do not fit the detector:\n  "
+                f"existing topics do not fit the detector (app id {settings.app_id}):\n  "
                 + "\n  ".join(str(problem) for problem in problems)
             )
         created = []

@@ -53,7 +53,7 @@ def test_a_worker_refuses_a_usage_state_that_is_not_compacted(
     create(bootstrap_servers, replace(usage, config={"cleanup.policy": "delete"}))
     code, output = refused(bootstrap_servers, topics, tmp_path)
     assert code == 2, output
-    assert f"usage-detector: existing topics of app id {topics.app_id} do not fit the detector" in output
+    assert f"usage-detector: existing topics do not fit the detector (app id {topics.app_id}):" in output
     assert f"topic {usage.name}: cleanup.policy is delete, not compact;" in output
     assert "--add-config cleanup.policy=compact" in output
 

@@ -1,12 +1,30 @@
-"""Every topic the detector touches, declared in one place with its partitions and configs."""
+"""Every topic the detector touches, declared in one place: its name, partitions, configs and role.
+
+The registry (`Topics`) is what the worker creates, what it checks before it starts, what the
+Faust topology declares, and what bench, explain and docker-compose.yml create or read:
+
+    role          topics                                     created   checked at start
+    input         tracking.hits, capi.events, billing.events if absent never: the producers' own
+    output        usage.state, refund.eligibility            if absent compacted
+    dead letter   usage.dead-letter                          if absent never
+    internal      <app_id>-account-events, -signal-claims    if absent exactly `partitions`
+    changelog     <app_id>-accounts-changelog, -signals-…    if absent compacted, exactly `partitions`
+
+Internal topics and changelogs are co-partitioned with the tables: the worker that owns an
+account's partition of `account-events` holds the same partition of `accounts`. Any other
+partition count sends an account's events to one worker and its state to another.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import AuthorizationError, KafkaError, TopicAlreadyExistsError
 
 from models.errors import ConfigurationError
@@ -17,71 +35,234 @@ log = logging.getLogger(__name__)
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 DEAD_LETTER_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
+# What Faust gives a table's changelog when it creates one (`compacting=True`).
+CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
+
+# The Faust tables, whose changelogs Faust names `<app_id>-<table>-changelog`.
+ACCOUNTS_TABLE = "accounts"
+SIGNALS_TABLE = "signals"
+
+# The topics named by a setting (shared with other services), by their TopicNames field.
+SETTING_OF = {
+    "hits": "topic_hits",
+    "capi": "topic_capi",
+    "billing": "topic_billing",
+    "usage": "topic_usage",
+    "eligibility": "topic_eligibility",
+    "dead_letter": "topic_dead_letter",
+}
+
+
+class Role(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+    DEAD_LETTER = "dead letter"
+    INTERNAL = "internal"
+    CHANGELOG = "changelog"
 
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
+    role: Role
     partitions: int
-    config: dict[str, str] = field(default_factory=dict)
+    config: Mapping[str, str] = field(default_factory=dict)
+    table: str | None = None  # the Faust table a changelog backs
+
+    @property
+    def compacted(self) -> bool:
+        return self.config.get("cleanup.policy") == "compact"
+
+    @property
+    def copartitioned(self) -> bool:
+        """Partitioned exactly like the tables (see the module's docstring)."""
+        return self.role in (Role.INTERNAL, Role.CHANGELOG)
+
+    def topic_options(self) -> dict[str, Any]:
+        """Keyword arguments of `app.topic(spec.name, ...)`: what Faust declares it with."""
+        return {"partitions": self.partitions, "config": dict(self.config)}
+
+    def table_options(self) -> dict[str, Any]:
+        """Keyword arguments of `app.Table(...)` for the table this changelog backs."""
+        if self.table is None:
+            raise ValueError(f"{self.name} is no table's changelog")
+        return {"name": self.table, "partitions": self.partitions, "extra_topic_configs": dict(self.config)}
 
 
-def internal_topics(app_id: str) -> tuple[str, str]:
-    """The app's own topics: every input re-keyed by account_id (co-partitioned with the
-    accounts table), and trial signals keyed by digest (one worker judges each signal)."""
-    return (f"{app_id}-account-events", f"{app_id}-signal-claims")
+def changelog_name(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
 
 
 @dataclass(frozen=True)
 class TopicNames:
+    """The names of every topic the detector touches; `Topics` has the rest of each one's spec."""
+
     hits: str
     capi: str
     billing: str
     usage: str
     eligibility: str
     dead_letter: str
+    # The app's own: every input re-keyed by account_id (co-partitioned with the accounts table),
+    # and trial signals keyed by digest (one worker judges each signal); the tables' changelogs.
     account_events: str
     signal_claims: str
+    accounts_changelog: str
+    signals_changelog: str
+
+    @classmethod
+    def of(cls, app_id: str, named: Mapping[str, str]) -> TopicNames:
+        """`named`: the setting-named topics by field (see SETTING_OF); the app's own follow `app_id`."""
+        return cls(
+            **named,
+            account_events=f"{app_id}-account-events",
+            signal_claims=f"{app_id}-signal-claims",
+            accounts_changelog=changelog_name(app_id, ACCOUNTS_TABLE),
+            signals_changelog=changelog_name(app_id, SIGNALS_TABLE),
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicNames:
-        account_events, signal_claims = internal_topics(settings.app_id)
-        return cls(
-            hits=settings.topic_hits,
-            capi=settings.topic_capi,
-            billing=settings.topic_billing,
-            usage=settings.topic_usage,
-            eligibility=settings.topic_eligibility,
-            dead_letter=settings.topic_dead_letter,
-            account_events=account_events,
-            signal_claims=signal_claims,
-        )
+        return cls.of(settings.app_id, {name: getattr(settings, setting) for name, setting in SETTING_OF.items()})
+
+    @classmethod
+    def prefixed(cls, prefix: str, app_id: str) -> TopicNames:
+        """A topic set of its own (tests, bench, chaos): each setting-named topic `<prefix>.<default name>`."""
+        defaults = {name: f"{prefix}.{Settings.model_fields[setting].default}" for name, setting in SETTING_OF.items()}
+        return cls.of(app_id, defaults)
 
     @property
     def inputs(self) -> tuple[str, str, str]:
         return (self.hits, self.capi, self.billing)
 
+    @property
+    def internal(self) -> tuple[str, str]:
+        """The app's own topics its consumer group commits on (changelogs are never committed)."""
+        return (self.account_events, self.signal_claims)
 
-def owned_topics(settings: Settings) -> list[TopicSpec]:
-    """Topics the detector creates when missing: inputs (theirs, only if absent) and its own."""
-    names = TopicNames.from_settings(settings)
-    n = settings.partitions
-    return [
-        *(TopicSpec(name, n) for name in names.inputs),
-        TopicSpec(names.usage, n, COMPACTED),
-        TopicSpec(names.eligibility, n, COMPACTED),
-        TopicSpec(names.dead_letter, n, DEAD_LETTER_CONFIG),
-        TopicSpec(names.account_events, n),
-        TopicSpec(names.signal_claims, n),
-    ]
+
+@dataclass(frozen=True)
+class Topics:
+    """The registry: each topic's spec, by the same field names as TopicNames."""
+
+    hits: TopicSpec
+    capi: TopicSpec
+    billing: TopicSpec
+    usage: TopicSpec
+    eligibility: TopicSpec
+    dead_letter: TopicSpec
+    account_events: TopicSpec
+    signal_claims: TopicSpec
+    accounts_changelog: TopicSpec
+    signals_changelog: TopicSpec
+
+    @classmethod
+    def of(cls, names: TopicNames, partitions: int) -> Topics:
+        """`partitions`: of every topic the detector creates, and exactly of the co-partitioned ones."""
+        n = partitions
+        return cls(
+            hits=TopicSpec(names.hits, Role.INPUT, n),
+            capi=TopicSpec(names.capi, Role.INPUT, n),
+            billing=TopicSpec(names.billing, Role.INPUT, n),
+            usage=TopicSpec(names.usage, Role.OUTPUT, n, COMPACTED),
+            eligibility=TopicSpec(names.eligibility, Role.OUTPUT, n, COMPACTED),
+            dead_letter=TopicSpec(names.dead_letter, Role.DEAD_LETTER, n, DEAD_LETTER_CONFIG),
+            account_events=TopicSpec(names.account_events, Role.INTERNAL, n),
+            signal_claims=TopicSpec(names.signal_claims, Role.INTERNAL, n),
+            accounts_changelog=TopicSpec(names.accounts_changelog, Role.CHANGELOG, n, CHANGELOG_CONFIG, ACCOUNTS_TABLE),
+            signals_changelog=TopicSpec(names.signals_changelog, Role.CHANGELOG, n, CHANGELOG_CONFIG, SIGNALS_TABLE),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        return cls.of(TopicNames.from_settings(settings), settings.partitions)
+
+    def __iter__(self) -> Iterator[TopicSpec]:
+        return (getattr(self, f.name) for f in fields(self))
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames(**{f.name: getattr(self, f.name).name for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class Observed:
+    """An existing topic, as the broker describes it."""
+
+    partitions: int
+    config: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    topic: str
+    difference: str
+    remedy: str
+
+    def __str__(self) -> str:
+        return f"topic {self.topic}: {self.difference}; {self.remedy}"
+
+
+def mismatches(specs: Iterable[TopicSpec], observed: Mapping[str, Observed]) -> list[Mismatch]:
+    """What keeps existing topics from working as their specs say. Absent topics are not judged
+    (the worker creates them); inputs pass whatever they are, being neither compacted nor
+    co-partitioned by spec: they belong to their producers."""
+    found = []
+    for spec in specs:
+        seen = observed.get(spec.name)
+        if seen is None:
+            continue
+        policy = seen.config.get("cleanup.policy")
+        if spec.compacted and policy is None:
+            found.append(
+                Mismatch(
+                    spec.name,
+                    "its cleanup.policy could not be read",
+                    "grant the worker's user DescribeConfigs on it, so that it can check the topic is compacted",
+                )
+            )
+        elif spec.compacted and policy != "compact":
+            found.append(
+                Mismatch(
+                    spec.name,
+                    f"cleanup.policy is {policy}, not compact",
+                    f"the {spec.role} topic must keep every key's latest record for good: kafka-configs.sh "
+                    f"--alter --entity-type topics --entity-name {spec.name} --add-config cleanup.policy=compact",
+                )
+            )
+        if spec.copartitioned and seen.partitions != spec.partitions:
+            found.append(
+                Mismatch(
+                    spec.name,
+                    f"{seen.partitions} partitions, not {spec.partitions} (USAGE_DETECTOR_PARTITIONS)",
+                    f"{spec.role} topics are partitioned exactly like the tables, and adding partitions moves keys: "
+                    f"set USAGE_DETECTOR_PARTITIONS={seen.partitions} if the app's other internal topics and changelogs "
+                    "have as many, or else delete them all (the app's state) so that the worker recreates them",
+                )
+            )
+    return found
+
+
+def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, Observed]:
+    """The existing ones of `names`: partition count and the configs a spec may require."""
+    counts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names) if not t["error_code"]}
+    if not counts:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs={"cleanup.policy": None}) for name in counts]
+    configs = admin.describe_configs(resources, config_filter="all").get("topic", {})
+    return {
+        name: Observed(count, {key: entry["value"] for key, entry in configs.get(name, {}).items()})
+        for name, count in counts.items()
+    }
 
 
 def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float = 60.0) -> list[str]:
     """Create the missing topics and wait until the broker serves all of them. Returns the names created.
 
-    Existing topics are left as they are. Retries while the broker is unreachable, so a worker
-    started before its broker waits for it. Refused credentials or a failed TLS handshake raise
-    ConfigurationError at once.
+    Existing topics are left as they are, but checked first: one that would break the detector
+    (see `mismatches`) raises ConfigurationError naming it, and nothing is created. Retries while
+    the broker is unreachable, so a worker started before its broker waits for it. Refused
+    credentials or a failed TLS handshake raise ConfigurationError at once.
     """
     security = KafkaSecurity.from_settings(settings)
     deadline = time.monotonic() + timeout_s
@@ -107,20 +288,28 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
             log.warning("Kafka at %s is unreachable (%r); retrying in %.1fs", bootstrap_servers, exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+    topics = list(Topics.from_settings(settings))
     try:
         existing = set(admin.list_topics())
+        # Checked before anything is created: a refused start leaves the broker as it was.
+        checked = [spec.name for spec in topics if spec.name in existing and spec.role is not Role.INPUT]
+        if problems := mismatches(topics, describe(admin, checked)):
+            raise ConfigurationError(
+                f"existing topics do not fit the detector (app id {settings.app_id}):\n  "
+                + "\n  ".join(str(problem) for problem in problems)
+            )
         created = []
-        for spec in owned_topics(settings):
+        for spec in topics:
             if spec.name in existing:
                 continue
             try:
                 admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config)]
+                    [NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=dict(spec.config))]
                 )
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another worker created it first
-        wait_until_served(admin, [spec.name for spec in owned_topics(settings)], deadline)
+        wait_until_served(admin, [spec.name for spec in topics], deadline)
         return created
     except AuthorizationError as exc:
         raise ConfigurationError(

@@ -24,7 +24,7 @@ from streams.settings import Settings
 from streams.stages.accounts import process_accounts
 from streams.stages.route import edge_decoders, route_inputs
 from streams.stages.signals import judge_signals
-from streams.topics import TopicNames
+from streams.topics import TopicNames, Topics, TopicSpec
 from streams.usage_filter import EarliestForwarded
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,21 @@ class Topology:
 
 
 def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topology:
-    names = TopicNames.from_settings(settings)
+    registry = Topics.from_settings(settings)
+    names = registry.names
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    inputs = app.topic(*names.inputs, **raw)
-    account_events = app.topic(names.account_events, partitions=settings.partitions, **raw)
-    signal_claims = app.topic(names.signal_claims, partitions=settings.partitions, **raw)
-    usage_out = app.topic(names.usage, **raw)
-    eligibility_out = app.topic(names.eligibility, **raw)
-    dead_letter_out = app.topic(names.dead_letter, **raw)
-    accounts = app.Table("accounts", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    signals = app.Table("signals", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    def declared(spec: TopicSpec) -> faust.TopicT:
+        return app.topic(spec.name, **spec.topic_options(), **raw)
+
+    inputs = app.topic(*names.inputs, **raw)  # the producers' topics: any partitions, any configs
+    account_events = declared(registry.account_events)
+    signal_claims = declared(registry.signal_claims)
+    usage_out = declared(registry.usage)
+    eligibility_out = declared(registry.eligibility)
+    dead_letter_out = declared(registry.dead_letter)
+    accounts = app.Table(**registry.accounts_changelog.table_options(), key_type=bytes, value_type=bytes)
+    signals = app.Table(**registry.signals_changelog.table_options(), key_type=bytes, value_type=bytes)
     dead_letters = DeadLetters(dead_letter_out, metrics)
 
     forwarded = EarliestForwarded(settings.usage_filter_accounts)

@@ -17,14 +17,11 @@ from policy.explain import explain
 from tools.options import add_setting_options, bootstrap_servers, settings_from
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
-
-
-def changelog_topic(settings: Settings) -> str:
-    return f"{settings.app_id}-accounts-changelog"
+from streams.topics import TopicNames
 
 
 def read_account(settings: Settings, servers: str, account_id: str) -> AccountState | None:
-    topic = changelog_topic(settings)
+    topic = TopicNames.from_settings(settings).accounts_changelog
     security = KafkaSecurity.from_settings(settings).kafka_python_config()
     consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None, **security)
     try:

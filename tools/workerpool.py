@@ -9,50 +9,27 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.settings import Settings
-from streams.topics import internal_topics
+from streams.topics import SETTING_OF, TopicNames
 from tools.supervisor import WorkerProcess, settings_env
 
 
 @dataclass(frozen=True)
-class TopicSet:
+class TopicSet(TopicNames):
     """One app's topics named from a prefix, so runs on one broker never see each other's records."""
 
     prefix: str
     app_id: str
-    hits: str
-    capi: str
-    billing: str
-    usage: str
-    eligibility: str
-    dead_letter: str
 
     @classmethod
     def named(cls, prefix: str, app_id: str) -> TopicSet:
-        return cls(
-            prefix=prefix,
-            app_id=app_id,
-            hits=f"{prefix}.tracking.hits",
-            capi=f"{prefix}.capi.events",
-            billing=f"{prefix}.billing.events",
-            usage=f"{prefix}.usage.state",
-            eligibility=f"{prefix}.refund.eligibility",
-            dead_letter=f"{prefix}.usage.dead-letter",
-        )
-
-    @property
-    def inputs(self) -> tuple[str, str, str]:
-        return (self.hits, self.capi, self.billing)
-
-    @property
-    def internal(self) -> tuple[str, str]:
-        return internal_topics(self.app_id)
+        return cls(prefix=prefix, app_id=app_id, **asdict(TopicNames.prefixed(prefix, app_id)))
 
     def owns(self, topic: str) -> bool:
         """The set's own topics, and the internal ones its workers create (`<app_id>-…`)."""
@@ -60,15 +37,8 @@ class TopicSet:
 
     def env(self) -> dict[str, str]:
         """The environment that points a worker process at these topics."""
-        return {
-            "USAGE_DETECTOR_APP_ID": self.app_id,
-            "USAGE_DETECTOR_TOPIC_HITS": self.hits,
-            "USAGE_DETECTOR_TOPIC_CAPI": self.capi,
-            "USAGE_DETECTOR_TOPIC_BILLING": self.billing,
-            "USAGE_DETECTOR_TOPIC_USAGE": self.usage,
-            "USAGE_DETECTOR_TOPIC_ELIGIBILITY": self.eligibility,
-            "USAGE_DETECTOR_TOPIC_DEAD_LETTER": self.dead_letter,
-        }
+        named = {f"USAGE_DETECTOR_{setting.upper()}": getattr(self, name) for name, setting in SETTING_OF.items()}
+        return {"USAGE_DETECTOR_APP_ID": self.app_id, **named}
 
 
 @dataclass

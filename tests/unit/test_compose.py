@@ -28,7 +28,7 @@ from pydantic import AliasChoices
 from tools.generate import register as register_generate
 from streams.metrics import Metrics, TableCensus
 from streams.settings import Settings
-from streams.topics import owned_topics
+from streams.topics import SETTING_OF, Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -488,13 +488,15 @@ def check_app_env_names(compose: dict[str, Any]) -> None:
 
 
 def check_topics_service(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
-    """Creates every topic the settings name, as the workers would (outputs compacted), once."""
+    """Creates every topic the settings name, as the registry (streams/topics.py) declares it for
+    the workers' settings (outputs compacted), once; the app's own topics are the workers' to create."""
     service = compose["services"][TOPICS_SERVICE]
     kafka_image = compose["services"][KAFKA_SERVICE]["image"]
     assert service.get("image") == kafka_image, f"{TOPICS_SERVICE} must use kafka's image ({kafka_image}) and its tools"
     settings = worker_settings(compose, dockerfile, WORKERS[0])
-    named = {getattr(settings, name) for name in Settings.model_fields if name.startswith("topic_")}
-    specs = {spec.name: spec for spec in owned_topics(settings) if spec.name in named}
+    registry = Topics.from_settings(settings)
+    specs = {spec.name: spec for spec in (getattr(registry, field) for field in SETTING_OF)}
+    named = set(specs)
     created = created_topics(service)
     assert set(created) == named, f"{TOPICS_SERVICE} creates {sorted(created)}; the settings name {sorted(named)}"
     for name, options in created.items():
@@ -830,6 +832,16 @@ COMPOSE_BREAKS: list[tuple[str, Callable[..., None], Callable[[dict[str, Any]], 
     ("worker skips topics", check_topics_service, _set((*_W1, "depends_on", TOPICS_SERVICE), _DELETE)),
     ("outputs not compacted", check_topics_service, _edit((*_T, "command", 0), "compact", "delete")),
     ("topic missing", check_topics_service, _edit((*_T, "command", 0), "--topic capi.events", "--topic capi")),
+    (
+        "partitions unlike the registry",
+        check_topics_service,
+        _edit((*_T, "command", 0), "--topic tracking.hits --partitions 8", "--topic tracking.hits --partitions 3"),
+    ),
+    (
+        "dead letters kept forever",
+        check_topics_service,
+        _edit((*_T, "command", 0), "retention.ms=2592000000", "retention.ms=-1"),
+    ),
     ("scrape stale port", check_prometheus_targets, _set((*_W2, "environment", "USAGE_DETECTOR_WEB_PORT"), "7000")),
     ("no provisioning", check_grafana, _set(("services", GRAFANA, "volumes"), ["./ops/grafana/dashboards:/x:ro"])),
 ]

@@ -1,13 +1,163 @@
-"""Waiting for the broker to serve new topics before a worker joins its group."""
+"""The topic registry: what it declares, how existing topics are judged against it, and
+waiting for the broker to serve new topics before a worker joins its group."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from typing import Any
 
+import faust
 import pytest
 
-from streams.topics import wait_until_served
+from streams.app import create_app
+from streams.settings import Settings
+from streams.topics import (
+    SETTING_OF,
+    Mismatch,
+    Observed,
+    Role,
+    TopicNames,
+    Topics,
+    mismatches,
+    wait_until_served,
+)
+from tools.workerpool import TopicSet
+
+SETTINGS = Settings(app_id="app", partitions=4, store="memory")
+REGISTRY = Topics.from_settings(SETTINGS)
+COMPACTED_TOPICS = {"usage.state", "refund.eligibility", "app-accounts-changelog", "app-signals-changelog"}
+COPARTITIONED_TOPICS = {"app-account-events", "app-signal-claims", "app-accounts-changelog", "app-signals-changelog"}
+
+
+def as_specified() -> dict[str, Observed]:
+    """Every topic of the registry, existing exactly as its spec says."""
+    return {spec.name: Observed(spec.partitions, dict(spec.config)) for spec in REGISTRY}
+
+
+def test_the_registry_declares_every_topic_the_detector_touches() -> None:
+    assert {spec.name: spec.role for spec in REGISTRY} == {
+        "tracking.hits": Role.INPUT,
+        "capi.events": Role.INPUT,
+        "billing.events": Role.INPUT,
+        "usage.state": Role.OUTPUT,
+        "refund.eligibility": Role.OUTPUT,
+        "usage.dead-letter": Role.DEAD_LETTER,
+        "app-account-events": Role.INTERNAL,
+        "app-signal-claims": Role.INTERNAL,
+        "app-accounts-changelog": Role.CHANGELOG,
+        "app-signals-changelog": Role.CHANGELOG,
+    }
+    assert {spec.name for spec in REGISTRY if spec.compacted} == COMPACTED_TOPICS
+    assert {spec.name for spec in REGISTRY if spec.copartitioned} == COPARTITIONED_TOPICS
+    assert all(spec.partitions == SETTINGS.partitions for spec in REGISTRY)
+    assert REGISTRY.names == TopicNames.from_settings(SETTINGS)
+
+
+def test_topics_as_specified_pass() -> None:
+    assert mismatches(REGISTRY, as_specified()) == []
+
+
+def test_absent_topics_are_not_judged() -> None:
+    assert mismatches(REGISTRY, {}) == []
+
+
+@pytest.mark.parametrize("policy", ["delete", "compact,delete"])
+def test_a_compacted_topic_that_is_not_compacted_is_named(policy: str) -> None:
+    for name in COMPACTED_TOPICS:
+        observed = {**as_specified(), name: Observed(4, {"cleanup.policy": policy})}
+        [problem] = mismatches(REGISTRY, observed)
+        assert problem.topic == name
+        assert problem.difference == f"cleanup.policy is {policy}, not compact"
+        assert f"--entity-name {name} --add-config cleanup.policy=compact" in problem.remedy
+
+
+def test_a_compaction_that_cannot_be_read_is_not_taken_for_granted() -> None:
+    [problem] = mismatches(REGISTRY, {**as_specified(), "usage.state": Observed(4, {})})
+    assert (problem.topic, problem.difference) == ("usage.state", "its cleanup.policy could not be read")
+    assert "DescribeConfigs" in problem.remedy
+
+
+def test_a_copartitioned_topic_with_another_partition_count_is_named() -> None:
+    for name in COPARTITIONED_TOPICS:
+        spec = next(spec for spec in REGISTRY if spec.name == name)
+        observed = {**as_specified(), name: Observed(3, dict(spec.config))}
+        [problem] = mismatches(REGISTRY, observed)
+        assert problem.topic == name
+        assert problem.difference == "3 partitions, not 4 (USAGE_DETECTOR_PARTITIONS)"
+        assert "USAGE_DETECTOR_PARTITIONS=3" in problem.remedy
+
+
+def test_both_differences_of_one_changelog_are_named() -> None:
+    observed = {**as_specified(), "app-accounts-changelog": Observed(8, {"cleanup.policy": "delete"})}
+    problems = mismatches(REGISTRY, observed)
+    assert [(p.topic, p.difference) for p in problems] == [
+        ("app-accounts-changelog", "cleanup.policy is delete, not compact"),
+        ("app-accounts-changelog", "8 partitions, not 4 (USAGE_DETECTOR_PARTITIONS)"),
+    ]
+
+
+def test_inputs_belong_to_their_producers_and_are_never_checked() -> None:
+    anything = Observed(1, {"cleanup.policy": "delete", "retention.ms": "1"})
+    assert mismatches(REGISTRY, {**as_specified(), **{name: anything for name in REGISTRY.names.inputs}}) == []
+
+
+def test_outputs_and_dead_letters_may_have_any_partition_count() -> None:
+    observed = as_specified()
+    for spec in (REGISTRY.usage, REGISTRY.eligibility, REGISTRY.dead_letter):
+        observed[spec.name] = Observed(1, dict(spec.config))
+    assert mismatches(REGISTRY, observed) == []
+
+
+def test_a_mismatch_reads_as_topic_difference_and_remedy() -> None:
+    assert str(Mismatch("usage.state", "cleanup.policy is delete, not compact", "set it")) == (
+        "topic usage.state: cleanup.policy is delete, not compact; set it"
+    )
+
+
+def test_table_options_give_faust_the_registry_changelog() -> None:
+    app = faust.App(SETTINGS.app_id, broker="kafka://127.0.0.1:1", autodiscover=False)
+    for spec in (REGISTRY.accounts_changelog, REGISTRY.signals_changelog):
+        table = app.Table(**spec.table_options(), key_type=bytes, value_type=bytes)
+        assert table.changelog_topic_name == spec.name
+        assert table.changelog_topic.partitions == spec.partitions
+        assert table.changelog_topic.compacting and dict(table.changelog_topic.config) == dict(spec.config)
+    with pytest.raises(ValueError, match="no table's changelog"):
+        REGISTRY.usage.table_options()
+
+
+def test_topic_options_give_faust_the_registry_topic() -> None:
+    app = faust.App(SETTINGS.app_id, broker="kafka://127.0.0.1:1", autodiscover=False)
+    spec = REGISTRY.account_events
+    topic = app.topic(spec.name, **spec.topic_options())
+    assert (topic.get_topic_name(), topic.partitions, dict(topic.config)) == (spec.name, spec.partitions, spec.config)
+
+
+def test_the_topology_declares_its_tables_and_internal_topics_as_the_registry_does() -> None:
+    """Faust creates what the topology declares when it is absent: it must be what the worker checks."""
+    detector = create_app(SETTINGS, "127.0.0.1:1")
+    changelogs = {table.changelog_topic_name: table.changelog_topic for table in detector.app.tables.values()}
+    assert set(changelogs) == {REGISTRY.accounts_changelog.name, REGISTRY.signals_changelog.name}
+    for spec in (REGISTRY.accounts_changelog, REGISTRY.signals_changelog):
+        assert changelogs[spec.name].partitions == spec.partitions and changelogs[spec.name].compacting
+    consumed = {name: agent.channel for agent in detector.app.agents.values() for name in agent.channel.topics}
+    for spec in (REGISTRY.account_events, REGISTRY.signal_claims):
+        assert consumed[spec.name].partitions == spec.partitions
+
+
+def test_a_topic_set_names_every_topic_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    topics = TopicSet.named("t1", app_id="test-t1")
+    assert topics.hits == "t1.tracking.hits" and topics.usage == "t1.usage.state"
+    assert topics.internal == ("test-t1-account-events", "test-t1-signal-claims")
+    assert all(topics.owns(spec.name) for spec in Topics.of(topics, 4))
+    # A worker given the set's environment names the very same topics.
+    for name, value in topics.env().items():
+        monkeypatch.setenv(name, value)
+    assert TopicNames.from_settings(Settings()) == TopicNames(**{f.name: getattr(topics, f.name) for f in fields(TopicNames)})
+
+
+def test_every_setting_naming_a_topic_is_in_the_registry() -> None:
+    assert set(SETTING_OF.values()) == {name for name in Settings.model_fields if name.startswith("topic_")}
 
 
 def described(name: str, error_code: int = 0, leaders: tuple[int, ...] = (1, 1)) -> dict[str, Any]:

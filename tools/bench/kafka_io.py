@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
+from streams.topics import Topics
 from tools.bench.progress import Progress, human
 from tools.workerpool import TopicSet
 
 INPUT_PARTITIONS = {"hits": 8, "capi": 2, "billing": 4}
 LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
-COMPACTED_LOG_APPEND = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", **LOG_APPEND}
 
 
 def fresh_topics(run_tag: str, stage: str) -> TopicSet:
@@ -23,17 +24,18 @@ def fresh_topics(run_tag: str, stage: str) -> TopicSet:
 
 
 def create_topics(servers: str, topics: TopicSet, partitions: int) -> None:
-    """Inputs and usage.state with LogAppendTime, so both ends of the lag are the broker's clock."""
+    """Inputs and usage.state as the registry declares them, but with LogAppendTime, so both ends
+    of the lag are the broker's clock; inputs with partition counts of their own, as producers' are."""
     from kafka.admin import KafkaAdminClient, NewTopic
 
+    registry = Topics.of(topics, partitions)
+    inputs = [replace(getattr(registry, name), partitions=count) for name, count in INPUT_PARTITIONS.items()]
     admin = KafkaAdminClient(bootstrap_servers=servers, client_id="usage-detector-bench")
     try:
         admin.create_topics(
             [
-                NewTopic(topics.hits, INPUT_PARTITIONS["hits"], 1, topic_configs=LOG_APPEND),
-                NewTopic(topics.capi, INPUT_PARTITIONS["capi"], 1, topic_configs=LOG_APPEND),
-                NewTopic(topics.billing, INPUT_PARTITIONS["billing"], 1, topic_configs=LOG_APPEND),
-                NewTopic(topics.usage, partitions, 1, topic_configs=COMPACTED_LOG_APPEND),
+                NewTopic(spec.name, spec.partitions, 1, topic_configs={**spec.config, **LOG_APPEND})
+                for spec in (*inputs, registry.usage)
             ]
         )
     finally:

@@ -14,6 +14,11 @@ race and the record is in the agent's queue, as the race would have left it. Whe
 would wait, the rest of it runs in Faust's own race, unchanged. Records still reach the
 conductor one at a time and in order; agents ack them in order; commits, tables and changelogs
 are Faust's. It builds on the consumer whose rebalance hand-over is repaired (streams.rebalance).
+
+It relies on Faust's fetch loop calling `self.wait_first` for each record: a test runs that
+loop against the broker and fails when a delivery becomes a task again
+(tests/integration/test_eager_delivery.py), and `Service.wait_first`, whose privates this
+reads, is pinned by digest (tests/unit/test_eager_delivery.py).
 """
 
 from __future__ import annotations

@@ -1,14 +1,37 @@
-"""The eager delivery keeps Faust's race semantics: only the task-per-record cost goes."""
+"""The eager delivery keeps Faust's race semantics: only the task-per-record cost goes.
+
+That Faust's real fetch loop reaches the override is tested against the broker
+(tests/integration/test_eager_delivery.py); its call site, `Consumer._drain_messages`, is pinned
+by digest in tests/unit/test_rebalance.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import faust
 import pytest
+from mode import Service
 
 from streams import eager_delivery
+from streams.app import create_app
 from streams.eager_delivery import EagerDeliveryConsumer, resume
+from streams.settings import Settings
+from tests.unit.test_rebalance import digest
+
+# The race the override takes over, and whose privates (`_stopped`, `_crashed`) it reads. A new
+# mode that changes it fails here: check the override still keeps its semantics, then update.
+WAIT_FIRST_DIGEST = "feade6a31f8a"
+
+
+def test_the_upstream_race_the_override_stands_in_for_is_unchanged() -> None:
+    assert digest(Service.wait_first) == WAIT_FIRST_DIGEST, "Service.wait_first changed upstream: review streams/eager_delivery.py"
+
+
+def test_the_workers_app_consumes_with_eager_delivery(tmp_path: Path) -> None:
+    detector = create_app(Settings(state_dir=tmp_path), "127.0.0.1:1")  # built, never started
+    assert isinstance(detector.app.consumer, EagerDeliveryConsumer)
 
 
 def consumer() -> EagerDeliveryConsumer:

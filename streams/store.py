@@ -13,13 +13,8 @@ few hundred MiB however many accounts it holds (`usage-detector bench` measures 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from faust.stores import STORES
-from faust.stores.rocksdb import Store as RocksDBStore
-
-SCHEME = "rocksdb-bounded"
 MiB = 1024 * 1024
 
 BOUNDS: dict[str, Any] = {
@@ -30,16 +25,12 @@ BOUNDS: dict[str, Any] = {
 }
 
 
-class BoundedRocksDBStore(RocksDBStore):
-    """Faust's RocksDB store (rocksdict driver) with the memory bounds above."""
-
-    def __init__(self, *args: Any, options: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, options={**BOUNDS, **(options or {})}, **kwargs)
-
-
-STORES.aliases.setdefault(SCHEME, f"{__name__}:BoundedRocksDBStore")
-
-
 def store_url(kind: str) -> str:
     """The Faust store URL for the `store` setting: `rocksdb` or `memory`."""
-    return f"{SCHEME}://" if kind == "rocksdb" else "memory://"
+    return "rocksdb://" if kind == "rocksdb" else "memory://"
+
+
+def table_options(kind: str) -> dict[str, Any]:
+    """`options` of `app.Table(...)`: the bounds above for RocksDB. A new dict for every table:
+    Faust's RocksDB store pops keys from the dict it is given."""
+    return dict(BOUNDS) if kind == "rocksdb" else {}

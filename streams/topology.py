@@ -21,6 +21,7 @@ from streams.dead_letter import DeadLetters
 from streams.hit_gate import DominatedHits
 from streams.metrics import Metrics, TableCensus, consumer_lag
 from streams.settings import Settings
+from streams.store import table_options
 from streams.stages.accounts import process_accounts
 from streams.stages.route import edge_decoders, route_inputs
 from streams.stages.signals import judge_signals
@@ -61,8 +62,9 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topo
     usage_out = declared(registry.usage)
     eligibility_out = declared(registry.eligibility)
     dead_letter_out = declared(registry.dead_letter)
-    accounts = app.Table(**registry.accounts_changelog.table_options(), key_type=bytes, value_type=bytes)
-    signals = app.Table(**registry.signals_changelog.table_options(), key_type=bytes, value_type=bytes)
+    stored = {"key_type": bytes, "value_type": bytes}
+    accounts = app.Table(**registry.accounts_changelog.table_options(), options=table_options(settings.store), **stored)
+    signals = app.Table(**registry.signals_changelog.table_options(), options=table_options(settings.store), **stored)
     dead_letters = DeadLetters(dead_letter_out, metrics)
 
     forwarded = EarliestForwarded(settings.usage_filter_accounts)

@@ -23,12 +23,9 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from pydantic import TypeAdapter
 
 import localkafka
-from models.codec import decode
 from models.errors import InvalidRecord
-from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
 from models.internal import AccountEvent, UsageObserved
 from policy.account import DuplicateWindow, evidence_order
 from policy.oracle import run as run_oracle
@@ -36,6 +33,7 @@ from tools.options import add_setting_options, bootstrap_servers, settings_from
 from tools.outputs import content, latest_by_account, read_topics
 from tools.ledger import account_for
 from streams.settings import Settings
+from streams.stages.route import edge_decoders
 from streams.topics import TopicNames, ensure_topics
 from tools.workerpool import WorkerPool, wait_caught_up
 
@@ -209,14 +207,14 @@ def _rfc3339(ms: int) -> str:
 
 
 def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent | None]:
-    """Each input as the detector's edge translates it; None for an unusable one."""
-    translate = settings.translator()
-    adapters = {"hits": TypeAdapter(TrackingHit), "capi": TypeAdapter(ConversionApiEvent), "billing": TypeAdapter(BillingEvent)}
-    edges = {"hits": translate.hit, "capi": translate.capi, "billing": translate.billing}
+    """Each input as the detector's edge decodes and translates it; None for an unusable one."""
+    names = TopicNames.from_settings(settings)
+    decoders = edge_decoders(names, settings.translator(), settings.max_record_bytes)
+    topic_of = {"hits": names.hits, "capi": names.capi, "billing": names.billing}
     decoded: list[AccountEvent | None] = []
     for topic, _, value in workload.records:
         try:
-            decoded.append(edges[topic](decode(adapters[topic], value, settings.max_record_bytes)))
+            decoded.append(decoders[topic_of[topic]](value))  # type: ignore[arg-type]
         except InvalidRecord:
             decoded.append(None)
     return decoded

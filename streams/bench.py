@@ -48,6 +48,7 @@ from typing import Any
 
 import orjson
 
+from models.timestamps import format_timestamp
 from streams.workerpool import TopicSet, free_port
 
 STAGES = ("throughput", "lag", "scale", "restart")
@@ -130,11 +131,6 @@ def exact(value: bytes) -> bytes:
     return memoryview(value).tobytes()
 
 
-def rfc3339(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
-
-
 class HitMaker:
     """Realistic Tracking Tag hits of about 500 bytes; both timestamp forms, browser skew."""
 
@@ -149,11 +145,11 @@ class HitMaker:
         value = {
             "hit_id": hit_id,
             "account_id": acct,
-            "received_at": received_at if rng.random() < 0.4 else rfc3339(received_at),
+            "received_at": received_at if rng.random() < 0.4 else format_timestamp(received_at),
             "property_id": f"prop_{number:08x}",
             "event_name": rng.choice(HIT_EVENTS),
             "page_url": website(number) + rng.choice(PAGES).format(item=rng.choice(ITEMS)),
-            "occurred_at": received_at - skew if rng.random() < 0.5 else rfc3339(received_at - skew),
+            "occurred_at": received_at - skew if rng.random() < 0.5 else format_timestamp(received_at - skew),
             "click_id": f"gclid_{rng.getrandbits(96):024x}" if rng.random() < 0.3 else None,
             "user_agent": rng.choice(USER_AGENTS),
             "ip": f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
@@ -176,8 +172,8 @@ def billing_records(rng: random.Random, number: int) -> list[tuple[bytes, bytes]
         "event_id": f"evt_{rng.getrandbits(64):016x}",
         "account_id": acct,
         "type": "trial_started",
-        "occurred_at": rfc3339(started),
-        "trial_ends_at": rfc3339(started + 7 * DAY_MS),
+        "occurred_at": format_timestamp(started),
+        "trial_ends_at": format_timestamp(started + 7 * DAY_MS),
         "identity": {
             "email": f"owner{number}@{website(number)[12:]}",
             "card_fingerprint": f"fp_{rng.getrandbits(64):016x}",

@@ -26,6 +26,7 @@ from kafka import KafkaProducer
 
 import localkafka
 from models.errors import InvalidRecord
+from models.timestamps import format_timestamp
 from models.internal import AccountEvent, UsageObserved
 from policy.account import DuplicateWindow, evidence_order
 from policy.oracle import run as run_oracle
@@ -99,7 +100,7 @@ def generate(seed: int, accounts: int, records: int) -> Workload:
         for i, event in enumerate(events):
             at = event["occurred_at"]
             if rng.random() < 0.5:  # half the timestamps as epoch ms, half as RFC 3339
-                event["occurred_at"] = _rfc3339(at)
+                event["occurred_at"] = format_timestamp(at)
             billing.append((at, account, {"event_id": f"{account}-b{i}", "account_id": account, **event}))
         if rng.random() < 0.7:
             users.append(account)
@@ -170,7 +171,7 @@ def generate_sparse(seed: int, records: int) -> Workload:
 
 def _sparse_account(account: str, shape: int, start: int, used_after: int) -> list[Item]:
     def billing(kind: str, at: int, who: str = account, **fields: Any) -> Item:
-        value = {"event_id": f"{who}-{kind}", "account_id": who, "type": kind, "occurred_at": _rfc3339(at) if at % 2 else at}
+        value = {"event_id": f"{who}-{kind}", "account_id": who, "type": kind, "occurred_at": format_timestamp(at) if at % 2 else at}
         return (at, "billing", who, value | fields, False)
 
     def trial(who: str, at: int, device: str) -> Item:
@@ -200,10 +201,6 @@ def _sparse_account(account: str, shape: int, start: int, used_after: int) -> li
         [trial(account, start, f"dev-{account}"), trial(f"{account}-again", start + DAY, f"dev-{account}")],
     ]
     return shapes[shape]
-
-
-def _rfc3339(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent | None]:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
+
+from models.timestamps import format_timestamp
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -96,9 +98,10 @@ def timestamp(rng: random.Random, ms: int) -> str | int:
     form = rng.random()
     if form < 0.4:
         return ms
-    zone = UTC if form < 0.75 else timezone(timedelta(hours=rng.choice((-5, 1, 2, 9))))
-    text = datetime.fromtimestamp(ms / 1000, tz=zone).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    if form < 0.75:
+        return format_timestamp(ms)
+    hours = rng.choice((-5, 1, 2, 9))
+    return format_timestamp(ms + hours * HOUR_MS)[:-1] + f"{hours:+03d}:00"  # the wall clock there, and its offset
 
 
 def random_id(rng: random.Random, prefix: str) -> str:

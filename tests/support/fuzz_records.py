@@ -7,9 +7,10 @@ the codec against them, the integration fuzz test checks a running worker.
 
 from __future__ import annotations
 
+import calendar
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -62,21 +63,34 @@ account_ids = st.from_regex(r"\A[A-Za-z0-9_.:\-]{1,64}\Z")
 record_ids = st.text(min_size=1, max_size=128)
 short_text = st.text(max_size=40)
 
-_moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 12, 31)).map(
-    lambda d: d.replace(tzinfo=UTC)
-)
-_zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))])
+_offset_minutes = st.sampled_from([0, 60, -330]) | st.integers(-(23 * 60 + 59), 23 * 60 + 59)
+
+
+@st.composite
+def rfc3339_instants(draw: st.DrawFn) -> tuple[str, int]:
+    """An RFC 3339 date-time in any of its variants, and its epoch milliseconds.
+
+    Variants: `T`, `t` or a space; a fraction of 0 to 9 digits; `Z`, `z`, `+00:00`, `-00:00` or any
+    offset. The milliseconds come from the parts drawn (calendar.timegm), not from the parser.
+    """
+    local = draw(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30, 23, 59, 59)))
+    offset = draw(_offset_minutes)
+    digits = f"{local.microsecond:06d}{draw(st.integers(0, 999)):03d}"[: draw(st.integers(0, 9))]
+    if offset:
+        zone = f"{'+' if offset > 0 else '-'}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}"
+    else:
+        zone = draw(st.sampled_from(["Z", "z", "+00:00", "-00:00"]))
+    separator = draw(st.sampled_from(["T", "t", " "]))
+    text = f"{local:%Y-%m-%d}{separator}{local:%H:%M:%S}{'.' + digits if digits else ''}{zone}"
+    ms = (calendar.timegm(local.timetuple()) - offset * 60) * 1000 + int(digits[:3].ljust(3, "0"))
+    return text, ms
 
 
 @st.composite
 def timestamps(draw: st.DrawFn) -> str | int:
-    """Either contract form: epoch milliseconds, or RFC 3339 with a zone (Z, offsets, lower case)."""
-    moment = draw(_moments)
-    if draw(st.booleans()):
-        return int(moment.timestamp() * 1000)
-    text = moment.astimezone(draw(_zones)).isoformat(timespec=draw(st.sampled_from(["seconds", "milliseconds", "microseconds"])))
-    text = text.replace("+00:00", "Z") if draw(st.booleans()) else text
-    return text.lower() if draw(st.booleans()) else text
+    """Either contract form: epoch milliseconds, or RFC 3339 with a zone (any variant)."""
+    text, ms = draw(rfc3339_instants())
+    return ms if draw(st.booleans()) else text
 
 
 def _json_leaves() -> st.SearchStrategy[Any]:
@@ -142,6 +156,28 @@ def valid_records(draw: st.DrawFn, kind: str, billing_types: tuple[str, ...] = B
 
 # ---- one defect each --------------------------------------------------------------------------
 
+NOT_RFC3339 = (
+    "20260301T100000Z",  # basic format
+    "2026-W09-7T10:00:00Z",  # week date
+    "2026-060T10:00:00Z",  # ordinal date
+    "2026-03-01T10Z",  # no minutes
+    "2026-03-01T10:00Z",  # no seconds
+    "2026-03-01T10:00:00,5Z",  # comma fraction
+    "2026-03-01T10:00:00.Z",  # a point without digits
+    "2026-03-01T10:00:00+0100",  # offset without a colon
+    "2026-03-01T10:00:00+01",  # offset without minutes
+    "2026-03-01T10:00:00+01:00:00",  # offset with seconds
+    "2026-03-01T10:00:00+00:60",  # offset minutes out of range
+    "2026-03-01X10:00:00Z",  # another separator
+    "2026-03-01T10:00:00Z\n",  # a trailing newline
+    " 2026-03-01T10:00:00Z",
+    "2026-03-01T10:00:00 Z",
+    "2026-3-1T10:00:00Z",
+    "+2026-03-01T10:00:00Z",
+    "2026-03-01T10:00:61Z",
+    "2026-03-01T10:00:60Z",  # a leap second, but not at the end of a UTC month
+    "\uff12\uff10\uff12\uff16-03-01T10:00:00Z",  # full-width digits
+)
 _not_str = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.lists(st.integers(), max_size=2) | st.dictionaries(short_text, st.integers(), max_size=2)
 _not_str_not_null = _not_str.filter(lambda v: v is not None)
 _bad_timestamps = st.one_of(
@@ -153,6 +189,7 @@ _bad_timestamps = st.one_of(
     st.datetimes(max_value=datetime(2300, 1, 1)).map(lambda d: d.isoformat()),  # no zone
     st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(1969, 12, 30)).map(lambda d: d.isoformat() + "Z"),  # before 1970
     st.sampled_from(["", "yesterday", "2026-13-01T00:00:00Z", "2026-03-01T25:00:00Z", "1772359200000", "2026-03-01"]),
+    st.sampled_from(NOT_RFC3339),  # ISO 8601, or near it, but not RFC 3339
     st.lists(st.integers(), max_size=2),
     st.dictionaries(short_text, st.integers(), max_size=2),
 )

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from models.timestamps import format_timestamp
+
 # What the hits look like (about 500 bytes, as the collectors send them).
 PAGES = ("/", "/", "/pricing", "/products/{item}", "/products/{item}", "/blog/{item}", "/cart", "/checkout")
 ITEMS = ("linen-shirt", "trail-runner", "espresso-blend", "gift-card", "summer-sale", "how-we-roast", "size-guide")
@@ -41,11 +43,6 @@ def exact(value: bytes) -> bytes:
     return memoryview(value).tobytes()
 
 
-def rfc3339(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
-
-
 class HitMaker:
     """Realistic Tracking Tag hits of about 500 bytes; both timestamp forms, browser skew."""
 
@@ -60,11 +57,11 @@ class HitMaker:
         value = {
             "hit_id": hit_id,
             "account_id": acct,
-            "received_at": received_at if rng.random() < 0.4 else rfc3339(received_at),
+            "received_at": received_at if rng.random() < 0.4 else format_timestamp(received_at),
             "property_id": f"prop_{number:08x}",
             "event_name": rng.choice(HIT_EVENTS),
             "page_url": website(number) + rng.choice(PAGES).format(item=rng.choice(ITEMS)),
-            "occurred_at": received_at - skew if rng.random() < 0.5 else rfc3339(received_at - skew),
+            "occurred_at": received_at - skew if rng.random() < 0.5 else format_timestamp(received_at - skew),
             "click_id": f"gclid_{rng.getrandbits(96):024x}" if rng.random() < 0.3 else None,
             "user_agent": rng.choice(USER_AGENTS),
             "ip": f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
@@ -87,8 +84,8 @@ def billing_records(rng: random.Random, number: int) -> list[tuple[bytes, bytes]
         "event_id": f"evt_{rng.getrandbits(64):016x}",
         "account_id": acct,
         "type": "trial_started",
-        "occurred_at": rfc3339(started),
-        "trial_ends_at": rfc3339(started + 7 * DAY_MS),
+        "occurred_at": format_timestamp(started),
+        "trial_ends_at": format_timestamp(started + 7 * DAY_MS),
         "identity": {
             "email": f"owner{number}@{website(number)[12:]}",
             "card_fingerprint": f"fp_{rng.getrandbits(64):016x}",

@@ -11,35 +11,18 @@ from collections.abc import Callable
 
 import faust
 from faust.types import EventT
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
-from models.codec import decode
 from models.errors import InvalidRecord
-from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
 from models.internal import UsageObserved, encode_internal
-from policy.translate import Translator
 from streams.dead_letter import DeadLetters
+from streams.edge import Decoder
 from streams.hit_gate import DominatedHits
 from streams.metrics import Metrics
-from streams.topics import TopicNames
 from streams.usage_filter import EarliestForwarded
 
 log = logging.getLogger(__name__)
-HITS = TypeAdapter(TrackingHit)
-CAPI = TypeAdapter(ConversionApiEvent)
-BILLING = TypeAdapter(BillingEvent)
-
-Decoder = Callable[[bytes | None], BaseModel]
 Agent = Callable[[faust.StreamT], object]
-
-
-def edge_decoders(names: TopicNames, edge: Translator, limit: int) -> dict[str, Decoder]:
-    """Per input topic: bytes to the account event they carry, or an `InvalidRecord`."""
-    return {
-        names.hits: lambda value: edge.hit(decode(HITS, value, limit)),
-        names.capi: lambda value: edge.capi(decode(CAPI, value, limit)),
-        names.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
-    }
 
 
 def decode_safely(decoder: Decoder, topic: str, value: bytes | None) -> BaseModel:

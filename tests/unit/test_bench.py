@@ -5,7 +5,7 @@ from pathlib import Path
 import orjson
 
 from models.codec import decode
-from streams.stages.route import HITS
+from streams.edge import HITS
 from tools.bench.command import count
 from tools.bench.profile import summarise_profile
 from tools.bench.workload import Workload

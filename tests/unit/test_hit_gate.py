@@ -22,7 +22,7 @@ from models.errors import InvalidRecord
 from models.inputs import TrackingHit
 from models.timestamps import MAX_MS, Timestamp
 from streams.hit_gate import DominatedHits, hit_checks, parse_object, valid_hit_received_at
-from streams.stages.route import HITS
+from streams.edge import HITS
 from tools.bench.workload import HitMaker
 from streams.usage_filter import EarliestForwarded
 from tests.support.fuzz_records import NOT_RFC3339, extra_fields, rfc3339_instants, valid_records

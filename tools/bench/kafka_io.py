@@ -123,7 +123,7 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
     from models.errors import InvalidRecord
     from policy.translate import Translator
     from streams.hit_gate import DominatedHits
-    from streams.stages.route import edge_decoders
+    from streams.edge import edge_decoders
     from streams.usage_filter import EarliestForwarded
 
     forwarded = EarliestForwarded(1_000_000)

@@ -42,8 +42,7 @@ def normalise_website(raw: str) -> str | None:
     except ValueError:  # "http://[", bad IPv6 or NFKC-unsafe netlocs: free text, but no host in it
         return None
     host = host.rstrip(".")
-    if host.startswith("www."):
-        host = host[4:]
+    host = host.removeprefix("www.")
     return host or None
 
 

@@ -46,7 +46,7 @@ def _rest(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any
     # stopped; an exception thrown in meanwhile (a cancellation) is thrown into `coro`.
     try:
         yield waiting_on
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 -- thrown into `coro`, which decides, as under a Task
         try:
             waiting_on = coro.throw(exc)
         except StopIteration as stop:

@@ -27,7 +27,7 @@ class BrokerProbe:
         for host, port in self._servers:
             try:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), PROBE_TIMEOUT_S)
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 last_error = exc
                 continue
             writer.close()

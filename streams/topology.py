@@ -21,10 +21,10 @@ from streams.dead_letter import DeadLetters
 from streams.hit_gate import DominatedHits
 from streams.metrics import Metrics, TableCensus, consumer_lag
 from streams.settings import Settings
-from streams.store import table_options
 from streams.stages.accounts import process_accounts
 from streams.stages.route import edge_decoders, route_inputs
 from streams.stages.signals import judge_signals
+from streams.store import table_options
 from streams.topics import TopicNames, Topics, TopicSpec
 from streams.usage_filter import EarliestForwarded
 

@@ -26,16 +26,16 @@ from kafka import KafkaProducer
 
 import localkafka
 from models.errors import InvalidRecord
-from models.timestamps import format_timestamp
 from models.internal import AccountEvent, UsageObserved
+from models.timestamps import format_timestamp
 from policy.account import DuplicateWindow, evidence_order
 from policy.oracle import run as run_oracle
-from tools.options import add_setting_options, bootstrap_servers, settings_from
-from tools.outputs import content, latest_by_account, read_topics
-from tools.ledger import account_for
 from streams.settings import Settings
 from streams.stages.route import edge_decoders
 from streams.topics import TopicNames, ensure_topics
+from tools.ledger import account_for
+from tools.options import add_setting_options, bootstrap_servers, settings_from
+from tools.outputs import content, latest_by_account, read_topics
 from tools.workerpool import WorkerPool, wait_caught_up
 
 DAY = 86_400_000

@@ -301,10 +301,10 @@ def start(home: Path | None = None, *, sasl_users: Mapping[str, str] | None = No
         if previous
         else [None]
     )
-    if all(p is not None and _port_is_free(p) for p in previous_ports):
-        port, controller_port, *extra_ports = previous_ports
-    else:
-        port, controller_port, *extra_ports = (_free_port() for _ in range(2 + len(listeners)))
+    ports = [p for p in previous_ports if p is not None]
+    if len(ports) < len(previous_ports) or not all(_port_is_free(p) for p in ports):
+        ports = [_free_port() for _ in range(2 + len(listeners))]
+    port, controller_port, *extra_ports = ports
     extra = dict(zip(listeners, extra_ports, strict=True))
     ca_file, keystore = _make_certificates(home) if tls else (None, None)
     properties = home / "server.properties"

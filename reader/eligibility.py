@@ -45,7 +45,7 @@ class EligibilityReader:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"eligibility-reader-{topic}", daemon=True)
 
-    def start(self) -> EligibilityReader:
+    def start(self) -> Self:
         self._thread.start()
         return self
 

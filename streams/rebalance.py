@@ -43,6 +43,7 @@ from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_kafka
@@ -189,4 +190,4 @@ class CommittedPositionConsumer(HeldBackRewinding):
 def install(app: faust.App) -> None:
     """Repair `app`'s rebalance hand-over; before anything declares a topic or table."""
     app.flow_control = ResumeOnceFlowControl(loop=app.loop)
-    app.tables._recovery = SeekFirstRecovery(app, app.tables, beacon=app.tables.beacon, loop=app.loop)
+    cast(TableManager, app.tables)._recovery = SeekFirstRecovery(app, app.tables, beacon=app.tables.beacon, loop=app.loop)

@@ -7,16 +7,16 @@ to `<app>-account-events`, keyed by `account_id` and co-partitioned with the acc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import faust
 from faust.types import EventT
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from models.codec import decode
 from models.errors import InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
-from models.internal import UsageObserved, encode_internal
+from models.internal import AccountEvent, UsageObserved, encode_internal
 from policy.translate import Translator
 from streams.dead_letter import DeadLetters
 from streams.hit_gate import DominatedHits
@@ -29,8 +29,8 @@ HITS = TypeAdapter(TrackingHit)
 CAPI = TypeAdapter(ConversionApiEvent)
 BILLING = TypeAdapter(BillingEvent)
 
-Decoder = Callable[[bytes | None], BaseModel]
-Agent = Callable[[faust.StreamT], object]
+Decoder = Callable[[bytes | None], AccountEvent]
+Agent = Callable[[faust.StreamT], Awaitable[None]]
 
 
 def edge_decoders(names: TopicNames, edge: Translator, limit: int) -> dict[str, Decoder]:
@@ -42,7 +42,7 @@ def edge_decoders(names: TopicNames, edge: Translator, limit: int) -> dict[str, 
     }
 
 
-def decode_safely(decoder: Decoder, topic: str, value: bytes | None) -> BaseModel:
+def decode_safely(decoder: Decoder, topic: str, value: bytes | None) -> AccountEvent:
     """Decode at the edge; whatever goes wrong costs this one record (dead-lettered), never the agent."""
     try:
         return decoder(value)

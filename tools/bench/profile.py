@@ -41,4 +41,4 @@ def summarise_profile(collapsed: Path, top: int = 15) -> dict[str, list[tuple[st
         for frame in set(frames):
             inclusive[frame] += count
     share = lambda c: [(name, round(n / max(1, total), 4)) for name, n in c.most_common(top)]
-    return {"samples": [("all", total)], "own": share(own), "inclusive": share(inclusive)}  # type: ignore[list-item]
+    return {"samples": [("all", total)], "own": share(own), "inclusive": share(inclusive)}

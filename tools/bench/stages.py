@@ -262,7 +262,7 @@ class Bench:
 
     def scale(self) -> None:
         o = self.o
-        rows = []
+        rows: list[dict[str, Any]] = []
         largest = max(o.scale_accounts)
         # Every point gets as many steady hits with as many usage starts among them (those of the
         # smallest point, built first): the points differ only in how many accounts the worker knows.

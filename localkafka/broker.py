@@ -76,7 +76,7 @@ def ensure_jars() -> Path:
     staging = lib.with_name(lib.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     command = ["mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={staging}"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
     if result.returncode != 0:
         raise LocalKafkaError(f"fetching Kafka jars failed (mvn exit {result.returncode}):\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
     shutil.rmtree(lib, ignore_errors=True)
@@ -218,7 +218,7 @@ def _make_certificates(home: Path) -> tuple[Path, Path]:
         ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "3650", "-extfile", "san.ext"],
     ]
     for step in steps:
-        result = subprocess.run(["openssl", *step], cwd=tls, capture_output=True, text=True)
+        result = subprocess.run(["openssl", *step], cwd=tls, check=False, capture_output=True, text=True)
         if result.returncode != 0:
             raise LocalKafkaError(f"openssl {step[0]} failed:\n{result.stderr}")
     # Kafka's PEM keystore: the private key (PKCS#8, unencrypted) followed by the certificate chain.
@@ -264,6 +264,7 @@ def _format_storage(lib: Path, home: Path, properties: Path, scram_users: Mappin
     ]
     result = subprocess.run(
         _java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), *scram),
+        check=False,
         capture_output=True,
         text=True,
     )
@@ -300,11 +301,11 @@ def start(home: Path | None = None, *, sasl_users: Mapping[str, str] | None = No
         if previous
         else [None]
     )
-    if all(p is not None and _port_is_free(p) for p in previous_ports):
-        port, controller_port, *extra_ports = previous_ports
-    else:
-        port, controller_port, *extra_ports = (_free_port() for _ in range(2 + len(listeners)))
-    extra = dict(zip(listeners, extra_ports))
+    ports = [p for p in previous_ports if p is not None]
+    if len(ports) < len(previous_ports) or not all(_port_is_free(p) for p in ports):
+        ports = [_free_port() for _ in range(2 + len(listeners))]
+    port, controller_port, *extra_ports = ports
+    extra = dict(zip(listeners, extra_ports, strict=True))
     ca_file, keystore = _make_certificates(home) if tls else (None, None)
     properties = home / "server.properties"
     properties.write_text(_server_properties(home, port, controller_port, extra))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -99,5 +99,7 @@ class PlanChanged(BillingEventBase):
     type: Literal["plan_changed"]
 
 
-BILLING_EVENT_MODELS = (TrialStarted, SubscriptionStarted, Charged, CancellationRequested, RefundIssued, PlanChanged)
-BillingEvent = Annotated[Union[BILLING_EVENT_MODELS], Field(discriminator="type")]
+BillingEvent = Annotated[
+    TrialStarted | SubscriptionStarted | Charged | CancellationRequested | RefundIssued | PlanChanged,
+    Field(discriminator="type"),
+]

@@ -12,7 +12,7 @@ worker knows that version: during a rolling upgrade, workers of two versions sha
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar, Union
+from typing import Annotated, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -47,16 +47,14 @@ class TrialBegan(BaseModel):
 
 
 AccountEvent = Annotated[
-    Union[
-        TrialBegan,
-        SubscriptionStarted,
-        Charged,
-        CancellationRequested,
-        RefundIssued,
-        PlanChanged,
-        UsageObserved,
-        AbuseVerdict,
-    ],
+    TrialBegan
+    | SubscriptionStarted
+    | Charged
+    | CancellationRequested
+    | RefundIssued
+    | PlanChanged
+    | UsageObserved
+    | AbuseVerdict,
     Field(discriminator="type"),
 ]
 

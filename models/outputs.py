@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +32,7 @@ class CapiEvidence(OutputRecord):
     received_at: Timestamp
 
 
-Evidence = Annotated[Union[TagEvidence, CapiEvidence], Field(discriminator="source")]
+Evidence = Annotated[TagEvidence | CapiEvidence, Field(discriminator="source")]
 
 
 class UsageState(OutputRecord):

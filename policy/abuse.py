@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import combinations, islice
 from urllib.parse import urlsplit
@@ -42,8 +42,7 @@ def normalise_website(raw: str) -> str | None:
     except ValueError:  # "http://[", bad IPv6 or NFKC-unsafe netlocs: free text, but no host in it
         return None
     host = host.rstrip(".")
-    if host.startswith("www."):
-        host = host[4:]
+    host = host.removeprefix("www.")
     return host or None
 
 
@@ -51,7 +50,7 @@ def normalise_plain(raw: str) -> str | None:
     return raw.strip() or None
 
 
-NORMALISERS = {
+NORMALISERS: dict[SignalKind, Callable[[str], str | None]] = {
     "card_fingerprint": normalise_plain,
     "device_id": normalise_plain,
     "email": normalise_email,
@@ -91,7 +90,7 @@ class NeverEvidence:
             value = NORMALISERS[kind](raw)
             if value is None:
                 raise ValueError(f"{entry!r}: no {kind} value in it")
-            values.add((kind, value))  # type: ignore[arg-type]  # kind checked against NORMALISERS
+            values.add((kind, value))
         return cls(values=frozenset(values), email_domains=frozenset(domains))
 
     def covers(self, kind: SignalKind, value: str) -> bool:

@@ -146,7 +146,7 @@ def apply(
     eligibility = _eligibility_record(after, now)
     after = after.model_copy(update={"usage": usage, "eligibility": eligibility})
     if after != before:
-        changed = tuple(r for r, prior in ((usage, before.usage), (eligibility, before.eligibility)) if r is not prior)
+        changed = tuple(r for r, prior in ((usage, before.usage), (eligibility, before.eligibility)) if r is not None and r is not prior)
         return Step(state=after, records=changed, claims=_changed_claims(before, after), changed=True)
     republished = tuple(r for r in (before.usage, before.eligibility) if r is not None)
     reclaimed = tuple(claims_of(before).values()) if _may_have_claimed(before, event) else ()

@@ -33,7 +33,7 @@ def decide(account: AccountState) -> Decision:
             reasons=reasons,
             charge=charge,
             trial=account.trial,
-            usage_started_at=account.first_evidence.received_at if used else None,
+            usage_started_at=account.first_evidence.received_at if account.first_evidence is not None else None,
             abuse=abuse,
         )
 

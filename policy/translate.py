@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit, TrialStarted
 from models.internal import AccountEvent, TrialBegan, UsageObserved
@@ -14,7 +14,7 @@ from policy.abuse import NeverEvidence, identity_signals, signal
 class Translator:
     signal_key: bytes
     # Applied to what arrives from now on; accounts already judged keep their claims until replayed.
-    never_evidence: NeverEvidence = NeverEvidence()
+    never_evidence: NeverEvidence = field(default_factory=NeverEvidence)
 
     def hit(self, hit: TrackingHit) -> UsageObserved:
         evidence = TagEvidence(id=hit.hit_id, property_id=hit.property_id, page_url=hit.page_url, received_at=hit.received_at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -45,11 +45,11 @@ class EligibilityReader:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"eligibility-reader-{topic}", daemon=True)
 
-    def start(self) -> EligibilityReader:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
-    def __enter__(self) -> EligibilityReader:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import faust
 
 from streams import eager_delivery, rebalance
+from streams.health import watch_broker
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.store import store_url
 from streams.topology import Topology, build_topology
-from streams.health import watch_broker
 from streams.views import register_views
 
 

@@ -46,7 +46,7 @@ def _rest(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any
     # stopped; an exception thrown in meanwhile (a cancellation) is thrown into `coro`.
     try:
         yield waiting_on
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 -- thrown into `coro`, which decides, as under a Task
         try:
             waiting_on = coro.throw(exc)
         except StopIteration as stop:
@@ -61,7 +61,7 @@ class EagerDeliveryConsumer(CommittedPositionConsumer):
     async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:
         first, *others = coros
         if not isinstance(first, types.CoroutineType) or self._stopped.is_set() or self._crashed.is_set():
-            return await super().wait_first(*coros, timeout=timeout)
+            return await super().wait_first(*coros, timeout=timeout)  # type: ignore[arg-type]  # mode takes None: its default
         try:
             waiting_on = first.send(None)
         except BaseException as ended:  # finished or failed in one step: nothing left to race
@@ -71,7 +71,7 @@ class EagerDeliveryConsumer(CommittedPositionConsumer):
             if isinstance(ended, StopIteration):
                 return WaitResults([first], [ended.value], False)
             raise
-        return await super().wait_first(resume(first, waiting_on), *others, timeout=timeout)
+        return await super().wait_first(resume(first, waiting_on), *others, timeout=timeout)  # type: ignore[arg-type]  # as above
 
 
 class EagerDeliveryTransport(faust_kafka.Transport):

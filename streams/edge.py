@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from models.codec import decode
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
+from models.internal import AccountEvent
 from policy.translate import Translator
 from streams.topics import TopicNames
 
@@ -19,7 +20,7 @@ HITS = TypeAdapter(TrackingHit)
 CAPI = TypeAdapter(ConversionApiEvent)
 BILLING = TypeAdapter(BillingEvent)
 
-Decoder = Callable[[bytes | None], BaseModel]
+Decoder = Callable[[bytes | None], AccountEvent]
 
 
 def edge_decoders(names: TopicNames, edge: Translator, limit: int) -> dict[str, Decoder]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import faust
+from faust.tables.manager import TableManager
 
 log = logging.getLogger(__name__)
 PROBE_EVERY_S = 2.0
@@ -27,7 +29,7 @@ class BrokerProbe:
         for host, port in self._servers:
             try:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), PROBE_TIMEOUT_S)
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 last_error = exc
                 continue
             writer.close()
@@ -45,7 +47,7 @@ class BrokerProbe:
 
 
 def readiness(app: faust.App, probe: BrokerProbe) -> tuple[bool, dict[str, object]]:
-    recovered = app.tables.recovery.completed.is_set()
+    recovered = cast(TableManager, app.tables).recovery.completed.is_set()  # faust's TableManagerT omits it
     ready = recovered and not app.rebalancing and probe.reachable
     return ready, {
         "status": "ok" if ready else "not ready",

@@ -231,12 +231,12 @@ class KafkaSecurity:
                     f"TLS handshake with Kafka at {server} failed: {exc}; "
                     f"check {ENV}SECURITY_PROTOCOL, {ENV}SSL_CAFILE and {ENV}SSL_CHECK_HOSTNAME"
                 ) from None
-            except (OSError, asyncio.TimeoutError, errors.KafkaError, ValueError) as exc:
+            except (TimeoutError, OSError, errors.KafkaError, ValueError) as exc:
                 failures.append(f"{server}: {_message(exc)}")
                 continue
             try:  # a listener that wants SASL from a client that did not authenticate drops it here
                 await conn.send(MetadataRequest([]))
-            except (OSError, asyncio.TimeoutError, errors.KafkaError) as exc:
+            except (TimeoutError, OSError, errors.KafkaError) as exc:
                 failures.append(f"{server}: connected, but the first request failed ({_message(exc)}): does the listener want SASL?")
                 continue
             finally:

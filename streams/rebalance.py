@@ -38,15 +38,16 @@ running old assumptions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
-from faust.types import TP, Message
 from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_kafka
+from faust.types import TP, Message
 from mode.utils.queues import FlowControlEvent
 
 
@@ -113,7 +114,7 @@ def position_of(consumer: AIOKafkaConsumer, tp: TP) -> int | None:
     return state.position if state is not None and state.has_valid_position else None
 
 
-async def rewind(consumer: AIOKafkaConsumer, held_back: dict[TP, int], fetched_to: dict[TP, int | None]) -> None:
+async def rewind(consumer: AIOKafkaConsumer, held_back: dict[TP, int], fetched_to: Mapping[TP, int | None]) -> None:
     """In the consumer thread: back to the first record held back, unless something moved since."""
     for tp, offset in held_back.items():
         if fetched_to.get(tp) is not None and position_of(consumer, tp) == fetched_to[tp]:
@@ -129,7 +130,7 @@ class HeldBackRewinding(faust_kafka.Consumer):
     another fetch has moved it since (then that position is the newer truth).
     """
 
-    fetched_to: dict[TP, int | None] = {}
+    fetched_to: Mapping[TP, int | None] = {}  # replaced, never changed, by each fetch
 
     def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
         return PositionTrackingThread(self, loop=self.loop, beacon=self.beacon)
@@ -189,4 +190,4 @@ class CommittedPositionConsumer(HeldBackRewinding):
 def install(app: faust.App) -> None:
     """Repair `app`'s rebalance hand-over; before anything declares a topic or table."""
     app.flow_control = ResumeOnceFlowControl(loop=app.loop)
-    app.tables._recovery = SeekFirstRecovery(app, app.tables, beacon=app.tables.beacon, loop=app.loop)
+    cast(TableManager, app.tables)._recovery = SeekFirstRecovery(app, app.tables, beacon=app.tables.beacon, loop=app.loop)

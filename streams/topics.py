@@ -328,7 +328,8 @@ def wait_until_served(admin: KafkaAdminClient, names: list[str], deadline: float
     joins in that window is assigned nothing, and aiokafka only notices at its next metadata
     refresh; waiting here keeps the first assignment whole.
     """
-    delay, reported = 0.1, []
+    delay = 0.1
+    reported: list[str] = []
     while True:
         unserved = sorted(
             topic["name"]

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 
 import faust
+from faust.types import TableT
 
 from streams import usage_filter
 from streams.dead_letter import DeadLetters
@@ -36,8 +37,8 @@ log = logging.getLogger(__name__)
 class Topology:
     """Handles to what the topology declared, for views and tests."""
 
-    accounts: faust.Table
-    signals: faust.Table
+    accounts: TableT
+    signals: TableT
     topics: TopicNames
     account_events: faust.TopicT
     signal_claims: faust.TopicT
@@ -52,20 +53,23 @@ class Topology:
 def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topology:
     registry = Topics.from_settings(settings)
     names = registry.names
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
 
     def declared(spec: TopicSpec) -> faust.TopicT:
-        return app.topic(spec.name, **spec.topic_options(), **raw)
+        return app.topic(spec.name, **spec.topic_options(), key_serializer="raw", value_serializer="raw")
 
-    inputs = app.topic(*names.inputs, **raw)  # the producers' topics: any partitions, any configs
+    # The producers' topics: any partitions, any configs.
+    inputs = app.topic(*names.inputs, key_serializer="raw", value_serializer="raw")
     account_events = declared(registry.account_events)
     signal_claims = declared(registry.signal_claims)
     usage_out = declared(registry.usage)
     eligibility_out = declared(registry.eligibility)
     dead_letter_out = declared(registry.dead_letter)
-    stored = {"key_type": bytes, "value_type": bytes}
-    accounts = app.Table(**registry.accounts_changelog.table_options(), options=table_options(settings.store), **stored)
-    signals = app.Table(**registry.signals_changelog.table_options(), options=table_options(settings.store), **stored)
+    accounts = app.Table(
+        **registry.accounts_changelog.table_options(), options=table_options(settings.store), key_type=bytes, value_type=bytes
+    )
+    signals = app.Table(
+        **registry.signals_changelog.table_options(), options=table_options(settings.store), key_type=bytes, value_type=bytes
+    )
     dead_letters = DeadLetters(dead_letter_out, metrics)
 
     forwarded = EarliestForwarded(settings.usage_filter_accounts)

@@ -111,7 +111,8 @@ def keep(app: faust.App, forwarded: EarliestForwarded, path: Path, every_s: floa
     async def save_usage_filter() -> None:
         await asyncio.to_thread(save, path, forwarded.snapshot())
 
-    @app.on_before_shutdown.connect
+    # mode's SignalHandlerT rejects every handler, even one with exactly its own signature.
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def save_on_stop(app: faust.App, **kwargs: object) -> None:
         save(path, forwarded.snapshot())
         log.info("usage filter: %d accounts saved to %s", len(forwarded), path)

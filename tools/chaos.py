@@ -82,7 +82,7 @@ def generate(seed: int, accounts: int, records: int) -> Workload:
             }[kind]
         elif rng.random() < 0.5:
             identity["website"] = f"site-{n}.example"
-        events = [{"type": "trial_started", "occurred_at": start, "trial_ends_at": start + 14 * DAY, "identity": identity}]
+        events: list[dict[str, Any]] = [{"type": "trial_started", "occurred_at": start, "trial_ends_at": start + 14 * DAY, "identity": identity}]
         if rng.random() < 0.1:
             events.append({"type": "cancellation_requested", "occurred_at": start + rng.randrange(14 * DAY),
                            "channel": rng.choice(["dashboard", "email", "chat", "phone", "payment_method_revoked"]),
@@ -211,7 +211,7 @@ def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent |
     decoded: list[AccountEvent | None] = []
     for topic, _, value in workload.records:
         try:
-            decoded.append(decoders[topic_of[topic]](value))  # type: ignore[arg-type]
+            decoded.append(decoders[topic_of[topic]](value))
         except InvalidRecord:
             decoded.append(None)
     return decoded

@@ -14,10 +14,10 @@ from kafka.partitioner.default import murmur2
 
 from models.state import AccountState
 from policy.explain import explain
-from tools.options import add_setting_options, bootstrap_servers, settings_from
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 from streams.topics import TopicNames
+from tools.options import add_setting_options, bootstrap_servers, settings_from
 
 
 def read_account(settings: Settings, servers: str, account_id: str) -> AccountState | None:

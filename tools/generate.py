@@ -33,10 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 from kafka import KafkaProducer
 
-from tools.options import add_setting_options, bootstrap_servers, settings_from
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
+from tools.options import add_setting_options, bootstrap_servers, settings_from
 from tools.traffic import Send, Traffic, generate
 
 TIMESTAMP_FIELDS = ("received_at", "occurred_at", "trial_ends_at")

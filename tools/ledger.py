@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.internal import AccountEvent, TrialBegan, UsageObserved
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued
+from models.internal import AccountEvent, TrialBegan, UsageObserved
 from policy.account import evidence_order
 from tools.outputs import latest_by_account
 

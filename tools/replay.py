@@ -17,11 +17,11 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from tools.options import add_setting_options, bootstrap_servers, settings_from
 from streams.kafka_security import KafkaSecurity
-from tools.outputs import content, latest_by_account, read_topics
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
+from tools.options import add_setting_options, bootstrap_servers, settings_from
+from tools.outputs import content, latest_by_account, read_topics
 from tools.workerpool import WorkerPool, group_lag, wait_caught_up
 
 BAR_WIDTH = 40

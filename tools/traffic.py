@@ -352,7 +352,7 @@ def generate(accounts: int, seed: int) -> Traffic:
     rng.shuffle(stories)
     sends: list[Send] = []
     identities: list[dict[str, str]] = []
-    for number, (account_id, host, story) in enumerate(zip(account_ids, shop_hosts(rng, accounts), stories), start=1):
+    for number, (account_id, host, story) in enumerate(zip(account_ids, shop_hosts(rng, accounts), stories, strict=True), start=1):
         account = Account(
             account_id=account_id,
             website=f"https://www.{host}",

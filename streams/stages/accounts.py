@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import faust
+from faust.types import TableT
 from pydantic import TypeAdapter
 
 from models.codec import encode
@@ -19,7 +20,7 @@ from streams.dead_letter import DeadLetters
 from streams.metrics import Metrics
 
 ACCOUNT_STATE = TypeAdapter(AccountState)
-Agent = Callable[[faust.StreamT], object]
+Agent = Callable[[faust.StreamT], Awaitable[None]]
 
 
 def record_transition(metrics: Metrics, before: AccountState | None, after: AccountState) -> None:
@@ -31,7 +32,7 @@ def record_transition(metrics: Metrics, before: AccountState | None, after: Acco
 
 def process_accounts(
     *,
-    accounts: faust.Table,
+    accounts: TableT,
     usage_out: faust.TopicT,
     eligibility_out: faust.TopicT,
     signal_claims: faust.TopicT,

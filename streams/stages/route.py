@@ -7,14 +7,13 @@ to `<app>-account-events`, keyed by `account_id` and co-partitioned with the acc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import faust
 from faust.types import EventT
-from pydantic import BaseModel
 
 from models.errors import InvalidRecord
-from models.internal import UsageObserved, encode_internal
+from models.internal import AccountEvent, UsageObserved, encode_internal
 from streams.dead_letter import DeadLetters
 from streams.edge import Decoder
 from streams.hit_gate import DominatedHits
@@ -22,10 +21,10 @@ from streams.metrics import Metrics
 from streams.usage_filter import EarliestForwarded
 
 log = logging.getLogger(__name__)
-Agent = Callable[[faust.StreamT], object]
+Agent = Callable[[faust.StreamT], Awaitable[None]]
 
 
-def decode_safely(decoder: Decoder, topic: str, value: bytes | None) -> BaseModel:
+def decode_safely(decoder: Decoder, topic: str, value: bytes | None) -> AccountEvent:
     """Decode at the edge; whatever goes wrong costs this one record (dead-lettered), never the agent."""
     try:
         return decoder(value)

@@ -7,9 +7,10 @@ sent back to `<app>-account-events`, keyed by account.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import faust
+from faust.types import TableT
 from pydantic import TypeAdapter
 
 from models.abuse import SignalClaim, SignalState
@@ -22,7 +23,7 @@ from streams.metrics import Metrics
 log = logging.getLogger(__name__)
 SIGNAL_CLAIM = TypeAdapter(SignalClaim)
 SIGNAL_STATE = TypeAdapter(SignalState)
-Agent = Callable[[faust.StreamT], object]
+Agent = Callable[[faust.StreamT], Awaitable[None]]
 
 
 def report_crowded(metrics: Metrics, crowd: CrowdedSignal) -> None:
@@ -39,7 +40,7 @@ def report_crowded(metrics: Metrics, crowd: CrowdedSignal) -> None:
 
 def judge_signals(
     *,
-    signals: faust.Table,
+    signals: TableT,
     account_events: faust.TopicT,
     dead_letters: DeadLetters,
     metrics: Metrics,

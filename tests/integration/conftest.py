@@ -11,9 +11,9 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 import localkafka
-from tools.workerpool import TopicSet
 from tests.support.kafka import Producer, TopicTail
 from tests.support.worker import WorkerProcess, unique_topics
+from tools.workerpool import TopicSet
 
 # Input topics belong to their producers: deliberately not the detector's own count (4).
 INPUT_PARTITIONS = {"hits": 3, "capi": 1, "billing": 2}

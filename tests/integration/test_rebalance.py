@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from tools.workerpool import TopicSet
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import capi, hit, trial
 from tests.support.worker import WorkerProcess, unique_topics
+from tools.workerpool import TopicSet
 
 pytestmark = pytest.mark.integration
 

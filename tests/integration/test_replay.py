@@ -53,7 +53,7 @@ def test_replay_into_a_fresh_app_equals_the_live_outputs(live: Detector, tmp_pat
            "--topic-dead-letter", live.topics.dead_letter]
     command = [str(Path(sys.executable).with_name("usage-detector")), "replay", *env,
                "--timeout", "180", "--workdir", str(tmp_path)]
-    replayed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    replayed = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
     assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-3000:]
     assert "the replay equals the live outputs" in replayed.stdout
     assert "100.0%" in replayed.stdout

@@ -17,10 +17,10 @@ import pytest
 
 from localkafka import broker as local_broker
 from streams import usage_filter
-from tools.workerpool import TopicSet, group_lag
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import hit
 from tests.support.worker import WorkerProcess, unique_topics
+from tools.workerpool import TopicSet, group_lag
 
 pytestmark = pytest.mark.integration
 

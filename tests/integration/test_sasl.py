@@ -159,5 +159,5 @@ def test_plain_tls_with_the_ca_creates_the_topics(secure_broker: localkafka.Brok
     created = ensure_topics(settings, secure_broker.listener("SSL"))
     assert topics.usage in created and topics.hits in created
     # The same settings on the SASL listener, which wants a SASL handshake the client never starts.
-    with pytest.raises(ConnectionError, match="does the listener want SASL.*SECURITY_PROTOCOL"):
+    with pytest.raises(ConnectionError, match=r"does the listener want SASL.*SECURITY_PROTOCOL"):
         KafkaSecurity.from_settings(settings).check_access(secure_broker.listener("SASL_SSL"), timeout_s=3)

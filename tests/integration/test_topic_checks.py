@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.topics import Role, TopicSpec, Topics
-from tools.workerpool import TopicSet
+from streams.topics import Role, Topics, TopicSpec
 from tests.support.worker import WorkerProcess, unique_topics
+from tools.workerpool import TopicSet
 
 PARTITIONS = 4  # the workers' USAGE_DETECTOR_PARTITIONS (tests/support/worker.py)
 

@@ -104,7 +104,7 @@ extra_fields = st.dictionaries(st.text(max_size=12).filter(lambda k: k not in KN
 # Page URLs and websites are free text; these are the ones a URL parser chokes on, or nearly.
 urlish = st.sampled_from(
     ["http://[", "https://[::1]/cart", "http://[::1", "//[", "[", "http://[v1.x]/", "https://shop.example/cart?x=1#y",
-     "http://a:99999/", "https://ＥＸＡＭＰＬＥ.com", "http://exa\u2100mple.com", "www.", "http://", ":", "http://user@host@x/"]
+     "http://a:99999/", "https://ＥＸＡＭＰＬＥ.com", "http://exa\u2100mple.com", "www.", "http://", ":", "http://user@host@x/"]  # noqa: RUF001 -- fullwidth letters on purpose
 ) | st.builds(lambda scheme, rest: f"{scheme}//{rest}", st.sampled_from(["http:", "https:", ""]), short_text)  # fmt: skip
 
 
@@ -198,7 +198,7 @@ _bad_account_ids = (
     st.just("")
     | st.text(min_size=65, max_size=100, alphabet="abc")
     | st.from_regex(r"\A[A-Za-z0-9]{0,10}[^A-Za-z0-9_.:\-][A-Za-z0-9]{0,10}\Z")
-    | st.sampled_from(["acct-1\n", "\nacct-1", "acct 1", "acct/1", "ａcct", "acct-1\x00"])
+    | st.sampled_from(["acct-1\n", "\nacct-1", "acct 1", "acct/1", "ａcct", "acct-1\x00"])  # noqa: RUF001 -- a fullwidth letter on purpose
     | _not_str_not_null
 )
 

@@ -6,6 +6,7 @@ publishes the current records again, unchanged.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,11 +18,11 @@ from models.state import AccountState
 from policy import Step, apply
 from tests.unit.factories import (
     ACCOUNT,
-    C,
     DAY,
     HOUR,
     MINUTE,
     SECOND,
+    C,
     make_cancellation,
     make_capi,
     make_charge,
@@ -398,7 +399,7 @@ def test_versions_strictly_increase_per_topic_over_the_history() -> None:
                     seen[record.version] = record
                     last_version = record.version
         in_order = [seen[v] for v in sorted(seen)]
-        for older, newer in zip(in_order, in_order[1:]):
+        for older, newer in itertools.pairwise(in_order):
             assert content(newer) != content(older), f"{kind.__name__} v{newer.version}: new version, same content"
     assert len({r.version for s in run.steps for r in of_type(s, UsageState)}) == 3
     assert len({r.version for s in run.steps for r in of_type(s, RefundEligibility)}) == 8

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from streams.settings import Settings
 from tools.chaos import Workload, decode_inputs, expected_outcome, generate, generate_sparse
 from tools.ledger import account_for
-from streams.settings import Settings
 
 WINDOW = Settings().duplicate_window()
 

@@ -18,7 +18,18 @@ from models.errors import DeadLetterCode, InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
 from policy import apply
 from policy.translate import Translator
-from tests.support.fuzz_records import KINDS, account_ids, dumps, KNOWN_FIELDS, LIMIT, json_values, malformed, short_text, timestamps, valid_records
+from tests.support.fuzz_records import (
+    KINDS,
+    KNOWN_FIELDS,
+    LIMIT,
+    account_ids,
+    dumps,
+    json_values,
+    malformed,
+    short_text,
+    timestamps,
+    valid_records,
+)
 
 ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "hits": TypeAdapter(TrackingHit),

@@ -25,10 +25,10 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from pydantic import AliasChoices
 
-from tools.generate import register as register_generate
 from streams.metrics import Metrics, TableCensus
 from streams.settings import Settings
 from streams.topics import SETTING_OF, Topics
+from tools.generate import register as register_generate
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -241,7 +241,7 @@ def created_topics(service: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
             if not words or Path(words[0]).name != "kafka-topics.sh" or "--create" not in words:
                 continue
             options: dict[str, list[str]] = {}
-            for word, following in zip(words, [*words[1:], None]):
+            for word, following in zip(words, [*words[1:], None], strict=True):
                 if word.startswith("--"):
                     values = options.setdefault(word, [])
                     if following is not None and not following.startswith("--"):
@@ -259,7 +259,7 @@ def exported_metrics() -> dict[str, set[str]]:
     metrics = Metrics()
     census = TableCensus({"accounts": {}, "signals": {}})
     asyncio.run(census.take())
-    metrics.watch(lambda: [], census)  # the scrape-time gauges
+    metrics.watch(list, census)  # the scrape-time gauges
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     return {
         family.name: {sample.name for sample in family.samples} | {family.name + s for s in suffixes[family.type]}
@@ -373,7 +373,7 @@ def check_worker_env_names(compose: dict[str, Any], dockerfile: list[Instruction
         unknown = set(service_env(compose["services"][worker])) - known
         assert not unknown, f"{worker} sets variables no setting reads: {sorted(unknown)}"
     image_unknown = {
-        name for name in dockerfile_env(dockerfile) if name.startswith(ENV_PREFIX) or name.startswith("KAFKA_")
+        name for name in dockerfile_env(dockerfile) if name.startswith((ENV_PREFIX, "KAFKA_"))
     } - known
     assert not image_unknown, f"the Dockerfile sets variables no setting reads: {sorted(image_unknown)}"
     required = {"KAFKA_BOOTSTRAP_SERVERS"} | {

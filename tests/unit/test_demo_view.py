@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from rich.console import Console
 
+from streams.metrics import LAG_BUCKETS
 from tools.demo.view import (
     Change,
     Latency,
@@ -21,7 +22,6 @@ from tools.demo.view import (
     render,
     sample_quantile,
 )
-from streams.metrics import LAG_BUCKETS
 
 INF = math.inf
 

@@ -16,16 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-
 from models.codec import decode
 from models.errors import InvalidRecord
 from models.inputs import TrackingHit
 from models.timestamps import MAX_MS, Timestamp
-from streams.hit_gate import DominatedHits, hit_checks, parse_object, valid_hit_received_at
 from streams.edge import HITS
-from tools.bench.workload import HitMaker
+from streams.hit_gate import DominatedHits, hit_checks, parse_object, valid_hit_received_at
 from streams.usage_filter import EarliestForwarded
 from tests.support.fuzz_records import NOT_RFC3339, extra_fields, rfc3339_instants, valid_records
+from tools.bench.workload import HitMaker
 
 LIMIT = 262_144
 ACCOUNT = "acct-1"  # in form: the caller only asks about accounts admitted from a validated hit

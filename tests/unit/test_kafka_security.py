@@ -14,10 +14,10 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from localkafka.broker import _make_certificates, _security_properties, _server_properties
 from models.errors import ConfigurationError
-from tools.cli import main
-from tools.options import add_setting_options
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
+from tools.cli import main
+from tools.options import add_setting_options
 
 SECRET = "s3cret-Pa55word"
 
@@ -75,7 +75,7 @@ def test_the_password_never_shows_in_a_repr_or_the_description(tmp_path: Path) -
     settings = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="alice", kafka_sasl_password=SECRET)
     sasl = KafkaSecurity.from_settings(settings)
     shown = [repr(settings), repr(sasl), str(sasl), sasl.describe(), repr(sasl.faust_credentials()), repr(sasl.kafka_python_config())]
-    shown.append("%s" % sasl.kafka_python_config())  # how kafka-python logs its configuration at DEBUG
+    shown.append("%s" % sasl.kafka_python_config())  # noqa: UP031 -- %-formatting is how kafka-python logs its configuration at DEBUG
     assert not [text for text in shown if SECRET in text]
 
 

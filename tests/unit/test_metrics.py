@@ -1,15 +1,14 @@
-from models.codec import encode
-from policy.account import apply
-from models.inputs import Charged
-from models.internal import TrialBegan
 import asyncio
-
 import logging
 
 from models.abuse import Signal
+from models.codec import encode
+from models.inputs import Charged
+from models.internal import TrialBegan
 from policy.abuse import CrowdedSignal
-from streams.stages.signals import report_crowded
+from policy.account import apply
 from streams.metrics import Metrics, TableCensus, count_states, eligibility_state_of
+from streams.stages.signals import report_crowded
 
 
 def test_the_eligibility_state_is_found_in_stored_accounts_without_parsing() -> None:

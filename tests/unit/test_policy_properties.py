@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models.codec import encode
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
 from models.internal import AccountEvent, UsageObserved
 from models.outputs import RefundEligibility, UsageState
-from models.codec import encode
 from models.state import AccountState
 from policy import Step, apply
 from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
@@ -284,7 +284,7 @@ duplicate_windows = st.builds(
 
 def facts(state: AccountState, *without: str) -> AccountState:
     """What the account knows, without the records it published (their versions count changes)."""
-    return state.model_copy(update={name: None for name in ("usage", "eligibility")} | {name: () for name in without})
+    return state.model_copy(update=dict.fromkeys(("usage", "eligibility")) | dict.fromkeys(without, ()))
 
 
 @PROPERTY_SETTINGS

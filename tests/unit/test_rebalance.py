@@ -140,7 +140,7 @@ def test_recovery_seeks_the_stream_partitions_before_it_resumes_them() -> None:
     recovery = SimpleNamespace(
         app=app,
         log=SimpleNamespace(info=lambda *a: None, warning=lambda *a: None),
-        tables=SimpleNamespace(values=lambda: [], on_actives_ready=lambda: None, on_standbys_ready=lambda: None),
+        tables=SimpleNamespace(values=list, on_actives_ready=lambda: None, on_standbys_ready=lambda: None),
         actives_for_table={},
         standbys_for_table={},
         _set_recovery_ended=lambda: None,

@@ -23,10 +23,10 @@ from models.state import AccountState
 from policy import apply
 from tests.unit.factories import (
     ACCOUNT,
-    C,
     DAY,
     HOUR,
     MS,
+    C,
     make_abuse_verdict,
     make_cancellation,
     make_capi,

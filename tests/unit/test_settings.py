@@ -4,9 +4,9 @@ import pytest
 
 from models.inputs import TrialIdentity, TrialStarted
 from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
+from streams.settings import Settings
 from tools.cli import main
 from tools.options import add_setting_options, settings_from
-from streams.settings import Settings
 from tools.supervisor import settings_env
 
 

@@ -149,7 +149,7 @@ def test_every_rfc_3339_variant_gives_the_instant_it_was_written_from(instant: t
 # ISO 8601 renderings the old parser (datetime.fromisoformat) accepted and RFC 3339 does not have.
 ISO_ONLY = {
     "basic": lambda m: m.strftime("%Y%m%dT%H%M%S") + "Z",
-    "week date": lambda m: "{0}-W{1:02d}-{2}".format(*m.isocalendar()) + m.strftime("T%H:%M:%S") + "Z",
+    "week date": lambda m: "{}-W{:02d}-{}".format(*m.isocalendar()) + m.strftime("T%H:%M:%S") + "Z",
     "hours only": lambda m: m.isoformat(timespec="hours") + "Z",
     "no seconds": lambda m: m.isoformat(timespec="minutes") + "Z",
     "comma fraction": lambda m: m.isoformat(timespec="milliseconds").replace(".", ",") + "Z",

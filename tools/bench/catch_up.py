@@ -42,7 +42,7 @@ class CatchUp:
 
     def cpu_at(self, t: float) -> float:
         previous = (0.0, 0.0)
-        for (ts, _), used in zip(self.samples, self.cpu):
+        for (ts, _), used in zip(self.samples, self.cpu, strict=True):
             if ts >= t:
                 t0, c0 = previous
                 return c0 + (used - c0) * (t - t0) / max(ts - t0, 1e-9)

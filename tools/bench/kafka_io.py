@@ -92,7 +92,7 @@ async def raw_consume(
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - partitions of unsubscribed topics
+        cluster = await consumer._client.fetch_all_metadata()  # partitions of unsubscribed topics
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -122,8 +122,8 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
     Sends are left out (only usage starts and dead letters send)."""
     from models.errors import InvalidRecord
     from policy.translate import Translator
-    from streams.hit_gate import DominatedHits
     from streams.edge import edge_decoders
+    from streams.hit_gate import DominatedHits
     from streams.usage_filter import EarliestForwarded
 
     forwarded = EarliestForwarded(1_000_000)

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 
-
 def start_profile(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes] | None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists() and not shutil.which("py-spy"):
@@ -41,5 +40,5 @@ def summarise_profile(collapsed: Path, top: int = 15) -> dict[str, list[tuple[st
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
-    share = lambda c: [(name, round(n / max(1, total), 4)) for name, n in c.most_common(top)]  # noqa: E731
-    return {"samples": [("all", total)], "own": share(own), "inclusive": share(inclusive)}  # type: ignore[list-item]
+    share = lambda c: [(name, round(n / max(1, total), 4)) for name, n in c.most_common(top)]
+    return {"samples": [("all", total)], "own": share(own), "inclusive": share(inclusive)}

@@ -52,7 +52,7 @@ def kafka_broker_version(servers: str) -> str:
 
         consumer = KafkaConsumer(bootstrap_servers=servers)
         try:
-            found = consumer.config.get("api_version") or consumer._client.check_version()  # noqa: SLF001
+            found = consumer.config.get("api_version") or consumer._client.check_version()
         finally:
             consumer.close()
         api = ".".join(str(part) for part in found) if isinstance(found, tuple) else str(found)
@@ -94,8 +94,10 @@ def table(results: dict[str, Any]) -> str:
         rows.append((
             f"4 scale {human(row['accounts'])} accounts",
             f"{row['hits_per_s']:,.0f} hits/s",
-            f"RSS {row['rss_bytes'] / 2**20:,.0f} MiB = {row['bytes_per_account']:,.0f} B/account"
-            f" (+{row['added_bytes_per_account']:,.0f}); disk {row['state_dir_bytes'] / 2**20:,.0f} MiB",
+            (
+                f"RSS {row['rss_bytes'] / 2**20:,.0f} MiB = {row['bytes_per_account']:,.0f} B/account"
+                f" (+{row['added_bytes_per_account']:,.0f}); disk {row['state_dir_bytes'] / 2**20:,.0f} MiB"
+            ),
         ))  # fmt: skip
     if "restart" in results and "skipped" not in results["restart"]:
         r = results["restart"]

@@ -13,18 +13,27 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tools.bench.kafka_io import GroupWatch, create_topics, delete_topics, fresh_topics, produce, raw_consume, route_without_faust
-from tools.bench.profile import start_profile, summarise_profile
-from tools.bench.catch_up import BenchFailed, RssLimit, measure_catch_up
-from tools.bench.progress import Progress, human
-from tools.bench.kafka_io import INPUT_PARTITIONS
-from tools.bench.report import machine
 from streams.settings import Settings
+from tools.bench.catch_up import BenchFailed, RssLimit, measure_catch_up
+from tools.bench.kafka_io import (
+    INPUT_PARTITIONS,
+    GroupWatch,
+    create_topics,
+    delete_topics,
+    fresh_topics,
+    produce,
+    raw_consume,
+    route_without_faust,
+)
+from tools.bench.profile import start_profile, summarise_profile
+from tools.bench.progress import Progress, human
+from tools.bench.report import machine
 from tools.bench.workload import HitMaker, Workload
 from tools.supervisor import WorkerExited, WorkerProcess
 from tools.workerpool import TopicSet
@@ -33,6 +42,15 @@ STAGES = ("throughput", "lag", "scale", "restart")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
+
+
+def profile_once(
+    profiler: list[subprocess.Popen[bytes] | None], from_records: int, pid: int, seconds: float, output: Path, done: int
+) -> None:
+    """A catch-up's sample callback: starts profiling `pid` (into `profiler`) once `from_records` are committed."""
+    if not profiler and done >= from_records:
+        profiler.append(start_profile(pid, seconds, output))
+
 
 def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -158,7 +176,7 @@ class Bench:
         o = self.o
         consumer = AIOKafkaConsumer(bootstrap_servers=self.servers, group_id=None, enable_auto_commit=False)
         await consumer.start()
-        cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001
+        cluster = await consumer._client.fetch_all_metadata()
         parts = [TopicPartition(topics.usage, p) for p in sorted(cluster.partitions_for_topic(topics.usage) or ())]
         consumer.assign(parts)
         await consumer.seek_to_end(*parts)
@@ -224,7 +242,7 @@ class Bench:
         if not lags:
             raise BenchFailed("lag: no usage.state record came back")
         lags.sort()
-        pick = lambda q: float(lags[min(len(lags) - 1, int(q * len(lags)))])  # noqa: E731
+        pick = lambda q: float(lags[min(len(lags) - 1, int(q * len(lags)))])
         return {
             "target_hits_per_s": rate,
             "achieved_hits_per_s": count / produced_s,
@@ -244,7 +262,7 @@ class Bench:
 
     def scale(self) -> None:
         o = self.o
-        rows = []
+        rows: list[dict[str, Any]] = []
         largest = max(o.scale_accounts)
         # Every point gets as many steady hits with as many usage starts among them (those of the
         # smallest point, built first): the points differ only in how many accounts the worker knows.
@@ -270,19 +288,25 @@ class Bench:
             idle_rss = worker.memory()
             watch = GroupWatch(self.servers, topics)
             profiler: list[subprocess.Popen[bytes] | None] = []
-
-            def profile_steady(done: int) -> None:
-                # The steady part's profile: from when the worker has learnt every account.
-                if o.profile and not profiler and done >= workload.warm_hits + len(workload.billing) + span // 5:
-                    seconds = min(60.0, max(5.0, span / 20_000))
-                    profiler.append(start_profile(worker.pid, seconds, self.profile_path(f"scale-{accounts}")))
-
             try:
                 learnt_in = measure_catch_up(watch, worker, self.progress, f"{what} learning", o.timeout, max_rss=o.max_rss)
                 worker.stop(timeout=STOP_TIMEOUT_S)
                 self.prefill(topics, f"{what} steady", workload.hit_records[workload.warm_hits :], [])
                 worker = self.worker(topics, state_dir)  # the same state: it knows every account
                 worker.wait_ready(o.timeout, poll_s=0.05)
+                # The steady part's profile: from when the worker has learnt every account.
+                profile_steady = (
+                    partial(
+                        profile_once,
+                        profiler,
+                        warm + span // 5,
+                        worker.pid,
+                        min(60.0, max(5.0, span / 20_000)),
+                        self.profile_path(f"scale-{accounts}"),
+                    )
+                    if o.profile
+                    else None
+                )
                 caught = measure_catch_up(watch, worker, self.progress, what, o.timeout, profile_steady, o.max_rss)
             except RssLimit as exc:
                 # Stopped before learning every account: report how far it got and the memory slope.

@@ -15,7 +15,6 @@ from rich.live import Live
 
 from models.timestamps import parse_timestamp
 from tools.demo.console import clock
-from tools.demo.watch import OutputWatcher, Publisher, describe, what_else_changed
 from tools.demo.view import (
     LIVE_REFRESH_S,
     RECENT_CHANGES,
@@ -27,8 +26,9 @@ from tools.demo.view import (
     histogram_buckets,
     render,
 )
-from tools.traffic import Traffic
+from tools.demo.watch import OutputWatcher, Publisher, describe, what_else_changed
 from tools.supervisor import WorkerProcess
+from tools.traffic import Traffic
 
 METRICS_SCRAPE_S = 1.0  # and reads the worker's /metrics once per second
 

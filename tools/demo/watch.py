@@ -11,9 +11,9 @@ from typing import Any, Protocol
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.topics import TopicNames
 from tools.demo.console import clock, say
 from tools.demo.view import LIVE_REFRESH_S
-from streams.topics import TopicNames
 
 
 class Viewer(Protocol):

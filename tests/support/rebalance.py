@@ -1,27 +1,19 @@
-"""No record is lost when a worker joins or leaves the group while records flow (issue 10).
-
-Every account gets exactly one input record, so one lost record is one undecided account. The
-records are produced as a burst at a chosen moment around the rebalance, or spread over the
-whole of it (before, during and after), on input topics with four partitions each.
-"""
+"""One group of workers on fresh four-partition inputs, fed one record per account, and the
+accounts it left undecided (tests/integration/test_rebalance_*.py)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import capi, hit, trial
 from tests.support.worker import WorkerProcess, unique_topics
 from tools.workerpool import TopicSet
-
-pytestmark = pytest.mark.integration
 
 BILLING_ACCOUNTS, CAPI_ACCOUNTS, HIT_ACCOUNTS = 2000, 500, 500
 AT = "2026-03-01T10:00:00Z"
@@ -40,8 +32,8 @@ class Group:
         return worker
 
 
-@pytest.fixture
-def group(bootstrap_servers: str, tmp_path: Path) -> Iterator[Group]:
+def started_group(bootstrap_servers: str, tmp_path: Path) -> Iterator[Group]:
+    """A group (no worker yet) on fresh topics; afterwards its workers stopped, its topics deleted."""
     topics = unique_topics()
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     admin.create_topics([NewTopic(name, 4, 1) for name in topics.inputs])
@@ -93,34 +85,3 @@ def undecided(group: Group, timeout: float = 90.0) -> list[str]:
 def report(group: Group, left: list[str]) -> str:
     logs = "\n\n".join(worker.log_tail(15) for worker in group.workers)
     return f"{len(left)} of 3000 accounts undecided, e.g. {left[:5]}\n{logs}"
-
-
-@pytest.mark.parametrize(
-    ("after_s", "spread_s"),
-    [(0.0, 0.0), (1.0, 0.0), (2.5, 0.0), (0.0, 8.0)],
-    ids=["burst-as-it-starts", "burst-1s-later", "burst-2.5s-later", "spread-over-the-rebalance"],
-)
-def test_no_record_is_lost_when_a_worker_joins_under_load(group: Group, after_s: float, spread_s: float) -> None:
-    group.start_worker().wait_ready()
-    producer = Producer(group.servers)
-    group.start_worker()  # joins: the group rebalances while the records arrive
-    time.sleep(after_s)
-    one_record_per_account(producer, group, spread_s)
-    producer.close()
-    left = undecided(group)
-    assert not left, report(group, left)
-
-
-def test_no_record_is_lost_when_a_worker_leaves_by_sigterm_under_load(group: Group) -> None:
-    first, second = group.start_worker(), group.start_worker()
-    first.wait_ready()
-    second.wait_ready()
-    time.sleep(8)  # both settled: the next rebalance is the one the departure causes
-    producer = Producer(group.servers)
-    stopping = threading.Thread(target=lambda: (time.sleep(1.0), second.stop()))
-    stopping.start()
-    one_record_per_account(producer, group, spread_s=6.0)
-    stopping.join()
-    producer.close()
-    left = undecided(group)
-    assert not left, report(group, left)

@@ -1,0 +1,39 @@
+"""No record is lost when a worker joins or leaves the group while records flow (issue 10).
+
+Every account gets exactly one input record, so one lost record is one undecided account.
+Here the records come as a burst at a chosen moment of a join's rebalance.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kafka import Producer
+from tests.support.rebalance import Group, one_record_per_account, report, started_group, undecided
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def group(bootstrap_servers: str, tmp_path: Path) -> Iterator[Group]:
+    yield from started_group(bootstrap_servers, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("after_s", "spread_s"),
+    [(0.0, 0.0), (1.0, 0.0), (2.5, 0.0)],
+    ids=["burst-as-it-starts", "burst-1s-later", "burst-2.5s-later"],
+)
+def test_no_record_is_lost_when_a_worker_joins_under_load(group: Group, after_s: float, spread_s: float) -> None:
+    group.start_worker().wait_ready()
+    producer = Producer(group.servers)
+    group.start_worker()  # joins: the group rebalances while the records arrive
+    time.sleep(after_s)
+    one_record_per_account(producer, group, spread_s)
+    producer.close()
+    left = undecided(group)
+    assert not left, report(group, left)

@@ -12,6 +12,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 import localkafka
 from tests.support.kafka import Producer, TopicTail
+from tests.support.rebalance import Group, started_group
 from tests.support.worker import WorkerProcess, unique_topics
 from tools.workerpool import TopicSet
 
@@ -77,3 +78,9 @@ def detector(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -
 def two_workers(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
     """Two workers of one app id sharing the partitions."""
     yield from start_detector(bootstrap_servers, tmp_path_factory.mktemp("two-workers"), workers=2)
+
+
+@pytest.fixture
+def group(bootstrap_servers: str, tmp_path: Path) -> Iterator[Group]:
+    """A group of workers (none started yet) on fresh four-partition inputs (test_rebalance_*)."""
+    yield from started_group(bootstrap_servers, tmp_path)

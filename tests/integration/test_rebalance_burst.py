@@ -6,21 +6,11 @@ Here the records come as a burst at a chosen moment of a join's rebalance.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.support.kafka import Producer
-from tests.support.rebalance import Group, one_record_per_account, report, started_group, undecided
+from tests.support.rebalance import Group, report, undecided_after_a_join
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def group(bootstrap_servers: str, tmp_path: Path) -> Iterator[Group]:
-    yield from started_group(bootstrap_servers, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -29,11 +19,5 @@ def group(bootstrap_servers: str, tmp_path: Path) -> Iterator[Group]:
     ids=["burst-as-it-starts", "burst-1s-later", "burst-2.5s-later"],
 )
 def test_no_record_is_lost_when_a_worker_joins_under_load(group: Group, after_s: float, spread_s: float) -> None:
-    group.start_worker().wait_ready()
-    producer = Producer(group.servers)
-    group.start_worker()  # joins: the group rebalances while the records arrive
-    time.sleep(after_s)
-    one_record_per_account(producer, group, spread_s)
-    producer.close()
-    left = undecided(group)
+    left = undecided_after_a_join(group, after_s, spread_s)
     assert not left, report(group, left)

@@ -85,3 +85,14 @@ def undecided(group: Group, timeout: float = 90.0) -> list[str]:
 def report(group: Group, left: list[str]) -> str:
     logs = "\n\n".join(worker.log_tail(15) for worker in group.workers)
     return f"{len(left)} of 3000 accounts undecided, e.g. {left[:5]}\n{logs}"
+
+
+def undecided_after_a_join(group: Group, after_s: float, spread_s: float) -> list[str]:
+    """One worker ready, a second joins, and `after_s` later the records come (over `spread_s`)."""
+    group.start_worker().wait_ready()
+    producer = Producer(group.servers)
+    group.start_worker()  # joins: the group rebalances while the records arrive
+    time.sleep(after_s)
+    one_record_per_account(producer, group, spread_s)
+    producer.close()
+    return undecided(group)

@@ -17,11 +17,12 @@ from typing import Annotated, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from models.abuse import AbuseVerdict, Signal
+from models.abuse import AbuseVerdict, Signal, SignalClaim, SignalState
 from models.codec import encode
 from models.errors import InvalidRecord
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
 from models.outputs import Evidence
+from models.state import AccountState
 from models.timestamps import Timestamp
 
 
@@ -58,7 +59,11 @@ AccountEvent = Annotated[
     Field(discriminator="type"),
 ]
 
+# What `decode_internal` reads: the two internal topics' records and the two tables' values.
 ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
+SIGNAL_CLAIM = TypeAdapter(SignalClaim)
+ACCOUNT_STATE = TypeAdapter(AccountState)
+SIGNAL_STATE = TypeAdapter(SignalState)
 
 SCHEMA_VERSION = 1
 """The version of the internal records. Raise it when a worker of the previous version would

@@ -11,7 +11,8 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from models.state import AccountState
+from models.errors import InvalidRecord
+from models.internal import ACCOUNT_STATE, decode_internal
 from streams.health import BrokerProbe, readiness
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -19,9 +20,10 @@ from streams.settings import Settings
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
-def account_document(stored: bytes) -> bytes:
-    """The account's published records, as the refund service reads them."""
-    state = AccountState.model_validate_json(stored)
+def account_document(stored: bytes, account_id: str) -> bytes:
+    """The account's published records, as the refund service reads them; `InvalidRecord` for a
+    stored state this worker cannot read (another schema_version, during a rolling upgrade)."""
+    state = decode_internal(ACCOUNT_STATE, stored, f"stored state of {account_id}")
     return orjson.dumps(
         {
             "account_id": state.account_id,
@@ -59,7 +61,11 @@ def register_views(
             stored = accounts.get(account_id.encode())
             if stored is None:
                 return self.notfound(f"unknown account {account_id!r}")
-            return self.bytes(account_document(stored), content_type="application/json")
+            try:
+                document = account_document(stored, account_id)
+            except InvalidRecord as error:  # never a guess: the caller may ask again after the upgrade
+                return self.error(503, str(error))
+            return self.bytes(document, content_type="application/json")
 
     @app.page("/healthz")
     class HealthView(View):

@@ -12,6 +12,8 @@ import sys
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
+from models.errors import InvalidRecord
+from models.internal import ACCOUNT_STATE, decode_internal
 from models.state import AccountState
 from policy.explain import explain
 from streams.kafka_security import KafkaSecurity
@@ -39,7 +41,7 @@ def read_account(settings: Settings, servers: str, account_id: str) -> AccountSt
             for message in consumer.poll(timeout_ms=500).get(tp, []):
                 if message.key == key:
                     found = message.value
-        return AccountState.model_validate_json(found) if found else None
+        return decode_internal(ACCOUNT_STATE, found, f"stored state of {account_id}") if found else None
     finally:
         consumer.close()
 
@@ -48,7 +50,7 @@ def run_explain(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         account = read_account(settings, bootstrap_servers(settings), args.account_id)
-    except LookupError as exc:
+    except (LookupError, InvalidRecord) as exc:
         print(f"usage-detector explain: {exc}", file=sys.stderr)
         return 2
     if account is None:

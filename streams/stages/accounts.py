@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 import faust
 from faust.types import TableT
-from pydantic import TypeAdapter
 
 from models.codec import encode
 from models.errors import InvalidRecord
-from models.internal import ACCOUNT_EVENT, decode_internal, encode_internal
+from models.internal import ACCOUNT_EVENT, ACCOUNT_STATE, decode_internal, encode_internal
 from models.outputs import UsageState
 from models.state import AccountState
 from policy import apply
 from policy.account import DuplicateWindow
 from streams.dead_letter import DeadLetters
 from streams.metrics import Metrics
-
-ACCOUNT_STATE = TypeAdapter(AccountState)
-Agent = Callable[[faust.StreamT], Awaitable[None]]
+from streams.stages import Agent
 
 
 def record_transition(metrics: Metrics, before: AccountState | None, after: AccountState) -> None:

@@ -7,7 +7,6 @@ to `<app>-account-events`, keyed by `account_id` and co-partitioned with the acc
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import faust
 from faust.types import EventT
@@ -18,10 +17,10 @@ from streams.dead_letter import DeadLetters
 from streams.edge import Decoder
 from streams.hit_gate import DominatedHits
 from streams.metrics import Metrics
+from streams.stages import Agent
 from streams.usage_filter import EarliestForwarded
 
 log = logging.getLogger(__name__)
-Agent = Callable[[faust.StreamT], Awaitable[None]]
 
 
 def decode_safely(decoder: Decoder, topic: str, value: bytes | None) -> AccountEvent:

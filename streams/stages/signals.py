@@ -7,23 +7,18 @@ sent back to `<app>-account-events`, keyed by account.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import faust
 from faust.types import TableT
-from pydantic import TypeAdapter
 
-from models.abuse import SignalClaim, SignalState
 from models.errors import InvalidRecord
-from models.internal import decode_internal, encode_internal
+from models.internal import SIGNAL_CLAIM, SIGNAL_STATE, decode_internal, encode_internal
 from policy.abuse import CrowdedSignal, crowded, judge
 from streams.dead_letter import DeadLetters
 from streams.metrics import Metrics
+from streams.stages import Agent
 
 log = logging.getLogger(__name__)
-SIGNAL_CLAIM = TypeAdapter(SignalClaim)
-SIGNAL_STATE = TypeAdapter(SignalState)
-Agent = Callable[[faust.StreamT], Awaitable[None]]
 
 
 def report_crowded(metrics: Metrics, crowd: CrowdedSignal) -> None:

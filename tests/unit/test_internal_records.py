@@ -4,15 +4,22 @@ import orjson
 import pytest
 from pydantic import TypeAdapter
 
-from models.abuse import SignalClaim, SignalState
+from models.abuse import SignalClaim
 from models.errors import InvalidRecord
-from models.internal import ACCOUNT_EVENT, SCHEMA_VERSION, decode_internal, encode_internal
+from models.internal import (
+    ACCOUNT_EVENT,
+    ACCOUNT_STATE,
+    SCHEMA_VERSION,
+    SIGNAL_CLAIM,
+    SIGNAL_STATE,
+    decode_internal,
+    encode_internal,
+)
 from models.state import AccountState
 from policy import apply
 from policy.abuse import judge
+from streams.views import account_document
 from tests.unit.factories import C, make_abuse_verdict, make_charge, make_hit, make_trial
-
-ACCOUNT_STATE = TypeAdapter(AccountState)
 
 
 def account_state() -> AccountState:
@@ -30,9 +37,9 @@ def records() -> list[tuple[TypeAdapter, object]]:
         (ACCOUNT_EVENT, make_hit(C)),
         (ACCOUNT_EVENT, make_charge("ch_1")),
         (ACCOUNT_EVENT, make_abuse_verdict()),
-        (TypeAdapter(SignalClaim), claim),
+        (SIGNAL_CLAIM, claim),
         (ACCOUNT_STATE, account_state()),
-        (TypeAdapter(SignalState), judge(None, claim).state),
+        (SIGNAL_STATE, judge(None, claim).state),
     ]
 
 
@@ -69,3 +76,19 @@ def test_a_malformed_internal_record_is_unreadable(value) -> None:
         decode_internal(ACCOUNT_EVENT, value, "account event")
     assert caught.value.code == "unreadable_internal"
     assert caught.value.message.startswith("account event: ")
+
+
+def test_the_http_lookup_serves_a_state_it_reads_and_refuses_one_of_another_version() -> None:
+    """GET /accounts/{id} answers from the stored state: never a guess at a state this worker
+    cannot read (the view turns the error into a 503)."""
+    state = account_state()
+    document = orjson.loads(account_document(encode_internal(state), state.account_id))
+    assert document == {
+        "account_id": state.account_id,
+        "usage": state.usage.model_dump(mode="json"),
+        "eligibility": state.eligibility.model_dump(mode="json"),
+    }
+    newer = orjson.dumps({**orjson.loads(encode_internal(state)), "schema_version": SCHEMA_VERSION + 1})
+    with pytest.raises(InvalidRecord) as caught:
+        account_document(newer, state.account_id)
+    assert caught.value.code == "unsupported_schema_version"

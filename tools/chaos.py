@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 import localkafka
 from models.errors import InvalidRecord
@@ -280,29 +281,64 @@ class Chaos:
         self.report = Report(seed=args.seed)
         self.rng = random.Random(args.seed)
         self.produced = 0
+        self.unsent = 0
+        self.disturb_error: Exception | None = None
         self.bad_offsets: set[tuple[str, int, int]] = set()
         self._lock = threading.Lock()
+        # Held by the producer while it sends a record, and by the broker restart from a flush
+        # until the broker is back: the restart is the workers' fault to survive, not the input
+        # producer's. kafka-python 3.0's idempotent producer, caught with requests in flight by a
+        # broker stopping, can wait for a producer id forever: once seen, 463k records stuck.
+        self._sending = threading.Lock()
+        self._producer: KafkaProducer | None = None
 
     def produce(self, workload: Workload, names: TopicNames) -> None:
         """Produce at a steady pace so that the chaos happens while records flow."""
         topics = {"hits": names.hits, "capi": names.capi, "billing": names.billing}
         producer = KafkaProducer(bootstrap_servers=self.servers, acks="all", linger_ms=20, batch_size=256 * 1024,
                                  retries=2_147_483_647, max_in_flight_requests_per_connection=1, request_timeout_ms=30_000)
+        self._producer = producer
         started = time.monotonic()
         for index, (topic, key, value) in enumerate(workload.records):
-            future = producer.send(topics[topic], key=key, value=value)
+            with self._sending:
+                future = producer.send(topics[topic], key=key, value=value)
             if index in workload.bad:
                 future.add_callback(lambda meta: self._note_bad(meta.topic, meta.partition, meta.offset))
+            future.add_errback(self._note_unsent)
             self.produced = index + 1
             ahead = self.produced / self.args.rate - (time.monotonic() - started)
             if ahead > 0.05:
                 time.sleep(ahead)
-        producer.flush()
+        flush_fully(producer)
         producer.close()
+        if self.unsent:
+            # The oracle expects every record of the workload: a run missing some proves nothing.
+            raise SystemExit(f"usage-detector chaos: {self.unsent} input records could not be produced; "
+                             "the run is void, start it again")
+
+    def restart_broker(self) -> None:
+        """Stop and start the local broker, with the inputs' producer flushed and held meanwhile."""
+        with self._sending:
+            if self._producer is not None:
+                self._producer.flush(timeout=600)
+            localkafka.stop()
+            time.sleep(2)
+            localkafka.start()
 
     def _note_bad(self, topic: str, partition: int, offset: int) -> None:
         with self._lock:
             self.bad_offsets.add((topic, partition, offset))
+
+    def _note_unsent(self, error: Exception) -> None:
+        with self._lock:
+            self.unsent += 1
+
+    def disturb_safely(self, total: int, done: threading.Event) -> None:
+        """`disturb` in its thread, keeping what stopped it for the main thread to raise."""
+        try:
+            self.disturb(total, done)
+        except Exception as error:  # noqa: BLE001 (handed to the main thread, which ends the run with it)
+            self.disturb_error = error
 
     def disturb(self, total: int, done: threading.Event) -> None:
         """Kill workers at random moments; scale 1 -> 3 -> 1; restart the broker once."""
@@ -319,9 +355,7 @@ class Chaos:
                 self.report.rebalances += 1
             elif broker_restarts_left and progress > 0.5:
                 log("restarting the broker")
-                localkafka.stop()
-                time.sleep(2)
-                localkafka.start()
+                self.restart_broker()
                 broker_restarts_left -= 1
                 self.report.broker_restarts += 1
             elif not scaled_down and progress > 0.8:
@@ -344,6 +378,15 @@ class Chaos:
             if len(self.pool.alive()) < target:
                 self.pool.scale(target)
         self.pool.scale(1)
+
+
+def flush_fully(producer: KafkaProducer, timeout_s: float = 600.0) -> None:
+    """Wait until every record sent is acknowledged; a producer that stalls ends the run, loudly."""
+    try:
+        producer.flush(timeout=timeout_s)
+    except KafkaTimeoutError as stalled:
+        raise SystemExit(f"usage-detector chaos: the input producer did not get every record acknowledged within {timeout_s:.0f}s "
+                         f"({stalled}); the run is void, start it again") from stalled
 
 
 def read_outputs(servers: str, names: TopicNames) -> dict[str, list[dict[str, Any]]]:
@@ -413,13 +456,16 @@ def run_chaos(args: argparse.Namespace) -> int:
     log(f"app {settings.app_id}, topics chaos-{tag}.*, worker logs in {workdir}")
     chaos.pool.scale(1)
     done = threading.Event()
-    disturber = threading.Thread(target=chaos.disturb, args=(len(workload.records), done), daemon=True)
+    disturber = threading.Thread(target=chaos.disturb_safely, args=(len(workload.records), done), daemon=True)
     disturber.start()
     try:
         chaos.produce(workload, names)
         log(f"all {len(workload.records)} records produced")
         done.set()
         disturber.join()
+        if chaos.disturb_error is not None:
+            raise SystemExit(f"usage-detector chaos: the faults stopped early ({chaos.disturb_error!r}); "
+                             "the run is void, start it again") from chaos.disturb_error
         internal = [names.account_events, names.signal_claims]
         chaos.report.caught_up = wait_caught_up(
             servers, settings.app_id, [*names.inputs, *internal], timeout=args.settle_timeout,

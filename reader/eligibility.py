@@ -29,7 +29,9 @@ class EligibilityReader:
         self._topic = topic
         self._on_change = on_change
         self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None, **consumer_options
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None,
+            isolation_level="read_committed",  # as the detector's own consumers (streams/kafka_inputs.py)
+            **consumer_options,
         )
         partitions = self._consumer.partitions_for_topic(topic)
         if not partitions:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import faust
 
-from streams import eager_delivery, rebalance
+from streams import kafka_inputs, rebalance
 from streams.health import watch_broker
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
@@ -52,9 +52,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         autodiscover=False,
     )
-    rebalance.install(app)
-    eager_delivery.install(app)
     metrics = Metrics()
+    rebalance.install(app)
+    kafka_inputs.install(app, metrics.unreadable_inputs)  # the eager-delivery consumer, reading committed records
     topology = build_topology(app, settings, metrics)
     register_views(app, settings, topology.accounts, metrics, watch_broker(app, bootstrap_servers))
     return Detector(app=app, topology=topology, metrics=metrics)

@@ -1,13 +1,16 @@
-"""Whether the worker can do its job: tables recovered, not rebalancing, Kafka reachable."""
+"""Whether the worker can do its job: tables recovered, not rebalancing, Kafka reachable, every input readable."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import asdict
 from typing import cast
 
 import faust
 from faust.tables.manager import TableManager
+
+from streams.kafka_inputs import InputsConsumer
 
 log = logging.getLogger(__name__)
 PROBE_EVERY_S = 2.0
@@ -48,12 +51,15 @@ class BrokerProbe:
 
 def readiness(app: faust.App, probe: BrokerProbe) -> tuple[bool, dict[str, object]]:
     recovered = cast(TableManager, app.tables).recovery.completed.is_set()  # faust's TableManagerT omits it
-    ready = recovered and not app.rebalancing and probe.reachable
+    unreadable = cast(InputsConsumer, app.consumer).unreadable.batches()
+    ready = recovered and not app.rebalancing and probe.reachable and not unreadable
     return ready, {
         "status": "ok" if ready else "not ready",
         "recovered": recovered,
         "rebalancing": app.rebalancing,
         "kafka_reachable": probe.reachable,
+        # Partitions stopped at a batch whose codec has no library here: what is wrong and what to install.
+        "unreadable_inputs": [{**asdict(batch), "fix": batch.fix} for batch in unreadable],
     }
 
 

@@ -9,7 +9,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -65,6 +65,13 @@ class Metrics:
             "usage_detector_eligibility_transitions",
             "Eligibility state changes published (from 'none' for an account's first decision)",
             ["from_state", "to_state"],
+            registry=r,
+        )
+        self.unreadable_inputs = Gauge(
+            "usage_detector_unreadable_input_partitions",
+            "1 for each assigned input partition stopped at a record batch the worker cannot read (its codec's library "
+            "is missing: see the log and /healthz); absent otherwise",
+            ["topic", "partition"],
             registry=r,
         )
 

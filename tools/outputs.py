@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
+from streams.kafka_inputs import ISOLATION_LEVEL
+
 # The detector's own clock and counters: they differ between runs; everything else must not.
 RUN_FIELDS = ("version", "detected_at", "decided_at")
 
@@ -19,7 +21,7 @@ def read_topics(servers: str, topics: list[str], **consumer_options: Any) -> dic
     """Every record of `topics`, from the beginning to their current end."""
     found: dict[str, list[dict[str, Any]]] = {topic: [] for topic in topics}
     consumer = KafkaConsumer(*topics, bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=5000, **consumer_options)
+                             group_id=None, consumer_timeout_ms=5000, isolation_level=ISOLATION_LEVEL, **consumer_options)
     for message in consumer:
         if message.value:
             found[message.topic].append(orjson.loads(message.value))

@@ -17,6 +17,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
@@ -39,7 +40,8 @@ def replay_settings(live: Settings, tag: str) -> Settings:
 
 
 def input_size(servers: str, topics: tuple[str, ...], **client_options: Any) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=servers, **client_options)
+    # Read committed, end offsets are the last stable ones: the records the replay can read.
+    consumer = KafkaConsumer(bootstrap_servers=servers, isolation_level=ISOLATION_LEVEL, **client_options)
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         return sum(consumer.end_offsets(partitions).values())

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.topics import TopicNames
 from tools.demo.console import clock, say
 from tools.demo.view import LIVE_REFRESH_S
@@ -75,6 +76,7 @@ class OutputWatcher:
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            isolation_level=ISOLATION_LEVEL,
         )
 
     def watch(self, seconds: float) -> None:

@@ -9,6 +9,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -138,12 +139,31 @@ class _WorkerCollector(Collector):
 
 
 def consumer_lag(app: Any) -> Iterator[tuple[tuple[str, int], int]]:
-    """Records behind the end of each assigned partition of a Faust app, as last read by this worker."""
+    """Records behind the end of each partition this worker's agents read, as far as it knows.
+
+    Left out, so that a scrape never fails and never reports a made-up lag: everything before the
+    consumer started; the tables' changelogs (recovery and standbys read them, not an agent, so no
+    read offset is kept and their "lag" would be their length); a partition not fetched since it
+    was assigned (its end is unknown until a fetch answers: at start, and while it is paused).
+    """
     consumer = app.consumer
+    try:
+        assigned = consumer.assignment()
+    except ConsumerNotStarted:
+        return
+    changelogs = app.tables.changelog_topics
     read_offsets = app.monitor.tp_read_offsets
-    for tp in consumer.assignment():
+    for tp in assigned:
+        if tp.topic in changelogs:
+            continue
+        try:
+            end = consumer.highwater(tp)
+        except (AssertionError, AttributeError):  # a rebalance (in the consumer's thread) took it meanwhile
+            continue
+        if end is None:
+            continue
         read = read_offsets.get(tp)
-        yield (tp.topic, tp.partition), max(0, consumer.highwater(tp) - (read + 1 if read is not None else 0))
+        yield (tp.topic, tp.partition), max(0, end - (read + 1 if read is not None else 0))
 
 
 def count_states(stored_accounts: Iterable[bytes]) -> Tally[str]:

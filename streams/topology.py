@@ -111,12 +111,16 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topo
     census = TableCensus({"accounts": accounts, "signals": signals})
     metrics.watch(lambda: consumer_lag(app), census)
 
-    @app.timer(settings.census_interval_s, name="table-census")
     async def take_census() -> None:
         try:
             await census.take()
         except Exception:  # a rebalance may close a partition's store mid-walk: count next time
             log.warning("table census interrupted; the next one follows in %.0fs", settings.census_interval_s, exc_info=True)
+
+    # Once at start (Faust starts tasks when the tables are recovered), so the census gauges are
+    # there from the first scrapes on, then at every interval.
+    app.task(take_census)
+    app.timer(settings.census_interval_s, name="table-census")(take_census)
 
     return Topology(
         accounts=accounts,

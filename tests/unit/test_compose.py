@@ -45,6 +45,7 @@ PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"  # the prom/prometheus imag
 PROMETHEUS_PORT = 9090  # its default --web.listen-address
 GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
 DASHBOARD_FILE = ROOT / "ops" / "grafana" / "dashboards" / "usage-detector.json"
+ALERT_RULES = ROOT / "ops" / "prometheus" / "alerts.yml"
 STATE_VOLUME_DIR = "/var/lib/usage-detector"
 WEB_PORT_DEFAULT = Settings.model_fields["web_port"].default
 ENV_PREFIX = Settings.model_config["env_prefix"]
@@ -552,6 +553,15 @@ def check_prometheus_targets(compose: dict[str, Any], dockerfile: list[Instructi
     assert targets == expected, f"Prometheus scrapes {sorted(targets)}, the workers serve {sorted(expected)}"
 
 
+def check_prometheus_rules(compose: dict[str, Any]) -> None:
+    """Prometheus loads the project's alert rules: its config names them, the service mounts them."""
+    prometheus = compose["services"][PROMETHEUS]
+    config = yaml.safe_load(mounted_path(prometheus, PROMETHEUS_CONFIG).read_text("utf-8"))
+    config_dir = PROMETHEUS_CONFIG.rsplit("/", 1)[0]
+    loaded = {mounted_path(prometheus, f"{config_dir}/{name}") for name in config.get("rule_files") or []}
+    assert loaded == {ALERT_RULES.resolve()}, f"Prometheus loads the rule files {sorted(map(str, loaded))}"
+
+
 def check_grafana(compose: dict[str, Any]) -> None:
     """Grafana reads the Prometheus service and the dashboard folder; the dashboard uses that datasource."""
     grafana = compose["services"][GRAFANA]
@@ -700,6 +710,7 @@ def test_load_generator_feeds_the_workers(compose: dict[str, Any], dockerfile: l
 
 def test_prometheus_scrapes_every_worker(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
     check_prometheus_targets(compose, dockerfile)
+    check_prometheus_rules(compose)
 
 
 def test_grafana_provisions_prometheus_and_the_dashboard(compose: dict[str, Any]) -> None:
@@ -843,6 +854,7 @@ COMPOSE_BREAKS: list[tuple[str, Callable[..., None], Callable[[dict[str, Any]], 
         _edit((*_T, "command", 0), "retention.ms=2592000000", "retention.ms=-1"),
     ),
     ("scrape stale port", check_prometheus_targets, _set((*_W2, "environment", "USAGE_DETECTOR_WEB_PORT"), "7000")),
+    ("rules not mounted", check_prometheus_rules, _set(("services", PROMETHEUS, "volumes"), [f"./ops/prometheus/prometheus.yml:{PROMETHEUS_CONFIG}"])),
     ("no provisioning", check_grafana, _set(("services", GRAFANA, "volumes"), ["./ops/grafana/dashboards:/x:ro"])),
 ]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import faust
 
 from streams import kafka_inputs, rebalance
-from streams.health import watch_broker
+from streams.health import readiness, watch_broker
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -56,5 +56,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
     rebalance.install(app)
     kafka_inputs.install(app, metrics.unreadable_inputs)  # the eager-delivery consumer, reading committed records
     topology = build_topology(app, settings, metrics)
-    register_views(app, settings, topology.accounts, metrics, watch_broker(app, bootstrap_servers))
+    probe = watch_broker(app, bootstrap_servers)
+    metrics.ready.set_function(lambda: float(readiness(app, probe)[0]))
+    register_views(app, settings, topology.accounts, metrics, probe)
     return Detector(app=app, topology=topology, metrics=metrics)

@@ -68,6 +68,9 @@ class Metrics:
             ["from_state", "to_state"],
             registry=r,
         )
+        self.ready = Gauge(
+            "usage_detector_ready", "1 while GET /healthz answers 200 (see its body for why not), read at scrape time", registry=r
+        )
         self.unreadable_inputs = Gauge(
             "usage_detector_unreadable_input_partitions",
             "1 for each assigned input partition stopped at a record batch the worker cannot read (its codec's library "

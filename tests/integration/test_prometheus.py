@@ -215,7 +215,10 @@ def test_every_dashboard_query_returns_series_after_traffic(observed: Observed) 
     def empty() -> list[str]:
         return [expr for expr in queries if not observed.prometheus.query(expr)]
 
-    observed.wait_for("every dashboard query to return series", lambda: not empty(), timeout=60)
+    try:
+        observed.wait_for("every dashboard query to return series", lambda: not empty(), timeout=60)
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; still empty: {empty()}") from timed_out
     # Only partitions an agent reads: a changelog's "lag" would be its length, growing forever.
     assert observed.prometheus.query('usage_detector_consumer_lag{topic=~".*-changelog"}') == []
     for worker in observed.detector.workers:  # with every family filled in

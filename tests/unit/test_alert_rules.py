@@ -55,6 +55,8 @@ BREAKS = [
     ("lag without floor", "usage_detector_consumer_lag) > 1000", "usage_detector_consumer_lag) > 0"),
     ("lag steady", "[10m])) > 0", "[10m])) >= 0"),
     ("scrapes ignored", 'up{job="usage-detector"} == 0 or', 'up{job="usage-detector"} == 2 or'),
+    ("readiness ignored", "usage_detector_ready == 0", "usage_detector_ready == 2"),
+    ("not ready at once", "usage_detector_ready == 0\n        for: 5m", "usage_detector_ready == 0\n        for: 1m"),
     ("dead letters at any rate", "[5m])) > 1\n", "[5m])) > 0\n"),
     ("census never stale", "census_age_seconds) > 600", "census_age_seconds) > 6000"),
     ("census never taken ignored", "unless on (instance) usage_detector_census_age_seconds", "and on (instance) usage_detector_census_age_seconds"),

@@ -94,19 +94,50 @@ class WorkerPool:
 
 
 def group_lag(bootstrap_servers: str, group_id: str, topics: list[str], **client_options: Any) -> int | None:
-    """Records of `topics` the group has not committed yet; None before it has committed at all."""
+    """Records of `topics` the group has not committed yet; None before it has committed at all.
+
+    Counted as the workers read (`read_committed`): behind a partition's committed offset, what
+    only transactions left (their commit and abort markers, their aborted records) is nothing to
+    read, and a worker never commits past it, so such a partition counts as caught up.
+    """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, **client_options)
+    # Small fetches: a partition with records tells so by its first batch.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level="read_committed",
+                             max_partition_fetch_bytes=64 * 1024, fetch_max_bytes=1024 * 1024, **client_options)
     try:
         committed = admin.list_group_offsets(group_id).get(group_id, {})
         partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        ends = consumer.end_offsets(partitions)
+        ends = consumer.end_offsets(partitions)  # read_committed: up to the last stable offset
         if not committed and any(ends.values()):
             return None
-        return sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items())
+        starts = {tp: committed[tp].offset if tp in committed and committed[tp].offset > 0 else 0 for tp in partitions}
+        behind = {tp: ends[tp] - starts[tp] for tp in partitions if ends[tp] > starts[tp]}
+        holding = partitions_with_records(consumer, {tp: starts[tp] for tp in behind}, ends)
+        return sum(count for tp, count in behind.items() if tp in holding)
     finally:
         consumer.close()
         admin.close()
+
+
+def partitions_with_records(
+    consumer: KafkaConsumer, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int], timeout_s: float = 10.0
+) -> set[TopicPartition]:
+    """Those of `starts` where `consumer` gets a record before `ends`; one that does not settle
+    within `timeout_s` counts as holding records (never reported caught up by mistake)."""
+    if not starts:
+        return set()
+    consumer.assign(list(starts))
+    for tp, start in starts.items():
+        consumer.seek(tp, start)
+    holding: set[TopicPartition] = set()
+    unsettled = set(starts)
+    deadline = time.monotonic() + timeout_s
+    while unsettled and time.monotonic() < deadline:
+        found = {tp for tp, records in consumer.poll(timeout_ms=100, max_records=len(starts)).items() if records}
+        holding |= found
+        consumer.pause(*found)
+        unsettled = {tp for tp in unsettled - holding if consumer.position(tp) < ends[tp]}
+    return holding | unsettled
 
 
 def wait_caught_up(

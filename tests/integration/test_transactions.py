@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 
 from tests.integration.conftest import Detector
 from tests.support.records import capi, charge, hit, trial
+from tools.workerpool import group_lag
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +86,21 @@ def test_aborted_records_never_count_committed_and_plain_ones_do(detector: Detec
     tail.wait_for(f"the trial of {bill_plain}", lambda: eligibility(bill_plain))
     tail.wait_for(f"the trial of {bill_aborted}", lambda: [e for e in eligibility(bill_aborted) if e["trial"]])
     assert [e["charge"] for e in eligibility(bill_aborted)] == [None], "the aborted charge counted"
+
+
+def test_what_transactions_leave_behind_the_last_record_is_no_lag(detector: Detector) -> None:
+    """A partition ending with a commit marker, one ending with an aborted transaction: the worker
+    has read everything there is, and the tools that wait for it (replay, chaos) must see that."""
+    topics, servers = detector.topics, detector.bootstrap_servers
+    committed_account = account("marker")
+    committing = transactional(servers)
+    committing.send(topics.hits, orjson.dumps(hit(committed_account, EARLY)), key=committed_account.encode(), partition=1)
+    committing.commit_transaction()
+    committing.close()
+    aborting = transactional(servers)
+    aborting.send(topics.hits, orjson.dumps(hit(account("aborted-last"), EARLY)), partition=2)
+    aborting.abort_transaction()
+    aborting.close()
+
+    detector.tail.wait_for("the committed hit's usage", lambda: detector.tail.records(topics.usage, committed_account))
+    detector.tail.wait_for("no lag on the hits", lambda: group_lag(servers, topics.app_id, [topics.hits]) == 0)

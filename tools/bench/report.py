@@ -5,10 +5,16 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tools.bench.progress import human
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The value below which a share `q` of the sorted `ordered` lies (nearest rank)."""
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 def version(package: str) -> str:
@@ -102,6 +108,15 @@ def table(results: dict[str, Any]) -> str:
     if "restart" in results and "skipped" not in results["restart"]:
         r = results["restart"]
         rows.append((f"5 restart on {human(r['accounts'])} accounts", f"caught up in {r['caught_up_s']:.1f}s", f"healthy in {r['healthy_s']:.1f}s"))
+    lookup = results.get("lookup", {})
+    for load in ("idle", "firehose"):
+        for kind in ("local", "routed") if load in lookup else ():
+            rate, top = lookup[load][kind]["at_rate"], lookup[load][kind]["at_max"]
+            rows.append((
+                f"6 lookup {kind}, {load}",
+                f"@ {rate['requests_per_s']:,.0f}/s p50 {rate['p50_ms']:.1f} / p99 {rate['p99_ms']:.1f} / max {rate['max_ms']:.0f} ms",
+                f"max {top['requests_per_s']:,.0f}/s ({top['concurrency']} in flight): p50 {top['p50_ms']:.1f} / p99 {top['p99_ms']:.1f} ms",
+            ))  # fmt: skip
     width = [max(len(row[i]) for row in rows) for i in range(3)] if rows else [0, 0, 0]
     for row in rows:
         lines.append("  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)))

@@ -136,21 +136,32 @@ class Lookups:
 
 
 async def measure(
-    lookups: Lookups, by_kind: dict[str, list[str]], plan: LookupPlan, progress: Progress, what: str
+    lookups: Lookups, by_kind: dict[str, list[str]], plan: LookupPlan, workers: Sequence[WorkerProcess], progress: Progress, what: str
 ) -> dict[str, Any]:
-    """Each kind at the plan's rate, then at the maximum."""
+    """Each kind at the plan's rate, then at the maximum; with the workers' CPU time per lookup,
+    a figure that a busy machine disturbs less than it does the latencies."""
     results: dict[str, Any] = {}
     for seed, kind in enumerate(LOOKUP_KINDS):
         progress(f"{what}: {kind} lookups at {human(plan.rate)}/s for {plan.seconds:.0f}s", force=True)
+        before = [worker.cpu_seconds() for worker in workers]
         at_rate = await lookups.at_rate(by_kind[kind], plan.rate, plan.seconds, seed)
+        at_rate["worker_cpu_us_per_lookup"] = cpu_per_lookup(workers, before, at_rate["requests"])
         progress(f"{what}: {kind} lookups at the maximum, {plan.concurrency} in flight", force=True)
+        before = [worker.cpu_seconds() for worker in workers]
         at_max = await lookups.at_max(by_kind[kind], plan.requests, plan.concurrency, seed + 10)
+        at_max["worker_cpu_us_per_lookup"] = cpu_per_lookup(workers, before, at_max["requests"])
         results[kind] = {"at_rate": at_rate, "at_max": at_max}
         progress.done(
             f"{what}: {kind} at {human(at_rate['requests_per_s'])}/s: p99 {at_rate.get('p99_ms', 0):.1f} ms;"
-            f" at the maximum {human(at_max['requests_per_s'])}/s, p99 {at_max.get('p99_ms', 0):.1f} ms"
+            f" at the maximum {human(at_max['requests_per_s'])}/s, p99 {at_max.get('p99_ms', 0):.1f} ms;"
+            f" worker CPU {sum(at_max['worker_cpu_us_per_lookup']):.0f} µs a lookup"
         )
     return results
+
+
+def cpu_per_lookup(workers: Sequence[WorkerProcess], before: Sequence[float], lookups: int) -> list[float]:
+    """Each worker's CPU microseconds per lookup since the `before` readings (all it did, lookups or not)."""
+    return [(worker.cpu_seconds() - used) / max(1, lookups) * 1e6 for worker, used in zip(workers, before, strict=True)]
 
 
 def firehose(servers: str, topic: str, accounts: int, rate: float, stop: Event, sent: Synchronized[int]) -> None:
@@ -232,7 +243,7 @@ async def lookup_stage(
             before = [worker.cpu_seconds() for worker in workers]
             started = time.monotonic()
             try:
-                results[load] = await measure(lookups, by_kind, plan, progress, f"lookup {load}")
+                results[load] = await measure(lookups, by_kind, plan, workers, progress, f"lookup {load}")
             finally:
                 hits = hose.stop() if hose is not None else None
             results[load]["worker_cpu_shares"] = cpu_shares(workers, before, time.monotonic() - started)

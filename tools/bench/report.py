@@ -75,7 +75,7 @@ def kafka_broker_version(servers: str) -> str:
 
 def table(results: dict[str, Any]) -> str:
     lines = [f"usage-detector bench ({results['label']}) on {results['machine']['cpu']}, {results['machine']['cores']} cores"]
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
     if "baseline" in results:
         b = results["baseline"]
         rows.append(("1 baseline (aiokafka + orjson)", f"{b['records_per_s']:,.0f} records/s", f"{b['records']:,} in {b['seconds']:.1f}s"))
@@ -116,8 +116,9 @@ def table(results: dict[str, Any]) -> str:
                 f"6 lookup {kind}, {load}",
                 f"@ {rate['requests_per_s']:,.0f}/s p50 {rate['p50_ms']:.1f} / p99 {rate['p99_ms']:.1f} / max {rate['max_ms']:.0f} ms",
                 f"max {top['requests_per_s']:,.0f}/s ({top['concurrency']} in flight): p50 {top['p50_ms']:.1f} / p99 {top['p99_ms']:.1f} ms",
+                f"workers' CPU {sum(top['worker_cpu_us_per_lookup']):,.0f} µs a lookup",
             ))  # fmt: skip
-    width = [max(len(row[i]) for row in rows) for i in range(3)] if rows else [0, 0, 0]
+    width = [max(len(row[i]) for row in rows if len(row) > i) for i in range(max(map(len, rows), default=0))]
     for row in rows:
         lines.append("  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)))
     return "\n".join(lines)

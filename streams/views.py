@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 import re
 
+import aiohttp
 import faust
 import orjson
 from faust.types import TableT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from models.errors import InvalidRecord
 from models.internal import internal_object
@@ -18,6 +20,7 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)  # a lookup routed to a worker that does not answer
 
 
 def account_document(stored: bytes, account_id: str) -> bytes:
@@ -47,6 +50,7 @@ def register_views(
     app: faust.App, settings: Settings, accounts: TableT, metrics: Metrics, probe: BrokerProbe
 ) -> None:
     token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+    here = URL(app.conf.canonical_url)
 
     @app.page("/accounts/{account_id}")
     class AccountView(View):
@@ -55,11 +59,12 @@ def register_views(
                 return self.error(401, "a valid 'Authorization: Bearer <token>' header is required")
             if not ACCOUNT_ID.match(account_id):
                 return self.notfound(f"unknown account {account_id[:64]!r}")
-            return await self.lookup(request, account_id=account_id)  # type: ignore[call-arg]  # see table_route below
-
-        # faust types the handler as (view, request) only, though its wrapper passes every argument on.
-        @app.table_route(table=accounts, match_info="account_id")  # type: ignore[arg-type]
-        async def lookup(self, request: Request, account_id: str) -> Response:
+            try:
+                owner = app.router.key_store(accounts.name, account_id)  # Faust's table routing
+            except KeyError:  # no assignment yet
+                return self.error(503, "the accounts are not assigned to workers yet; ask again shortly")
+            if (owner.host, owner.port) != (here.host, here.port):
+                return await self.forward(owner, request, account_id)
             stored = accounts.data.get(account_id.encode())  # the store: one read (the table's get reads twice)
             if stored is None:
                 return self.notfound(f"unknown account {account_id!r}")
@@ -68,6 +73,17 @@ def register_views(
             except InvalidRecord as error:  # never a guess: the caller may ask again after the upgrade
                 return self.error(503, str(error))
             return self.bytes(document, content_type="application/json")
+
+        async def forward(self, owner: URL, request: Request, account_id: str) -> Response:
+            """The owner's answer, passed back as it came. Faust's `table_route` makes the same hop but
+            passes every header on and decodes and re-encodes the body: a fifth more CPU a lookup."""
+            url, headers = owner.with_path(f"/accounts/{account_id}"), {"Authorization": request.headers["Authorization"]}
+            try:
+                async with app.http_client.get(url, headers=headers, timeout=FORWARD_TIMEOUT) as response:
+                    body = await response.read()
+                    return self.bytes(body, content_type=response.content_type, status=response.status)
+            except (aiohttp.ClientError, TimeoutError) as error:  # it left or is restarting: the assignment moves on shortly
+                return self.error(503, f"the worker holding account {account_id!r} ({owner}) did not answer: {error!r}")
 
     @app.page("/healthz")
     class HealthView(View):

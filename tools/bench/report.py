@@ -64,7 +64,7 @@ def kafka_broker_version(servers: str) -> str:
         api = ".".join(str(part) for part in found) if isinstance(found, tuple) else str(found)
     except Exception as exc:  # noqa: BLE001 - the version is informational
         api = f"unknown ({exc.__class__.__name__})"
-    pom = Path(__file__).resolve().parent.parent / "localkafka" / "pom.xml"
+    pom = Path(__file__).resolve().parents[2] / "localkafka" / "pom.xml"
     try:
         text = pom.read_text()
         local = text.split("<kafka.version>", 1)[1].split("<", 1)[0]

@@ -12,7 +12,7 @@ worker knows that version: during a rolling upgrade, workers of two versions sha
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -80,8 +80,9 @@ def encode_internal(record: BaseModel) -> bytes:
     return _VERSION_FIRST + encode(record)[1:]
 
 
-def decode_internal(adapter: TypeAdapter[T], value: bytes | None, what: str) -> T:
-    """The record of `what` (named in the error), or an `InvalidRecord` saying why it cannot be read."""
+def internal_object(value: bytes | None, what: str) -> dict[str, Any]:
+    """The JSON object of an internal record of this worker's schema version (the version removed),
+    or an `InvalidRecord` saying why it cannot be read."""
     try:
         obj = orjson.loads(value)  # type: ignore[arg-type]  # None is a TypeError, caught below
     except (TypeError, orjson.JSONDecodeError) as exc:
@@ -93,6 +94,12 @@ def decode_internal(adapter: TypeAdapter[T], value: bytes | None, what: str) -> 
         raise InvalidRecord(
             "unsupported_schema_version", f"{what}: schema_version {version!r}, this worker reads {SCHEMA_VERSION}"
         )
+    return obj
+
+
+def decode_internal(adapter: TypeAdapter[T], value: bytes | None, what: str) -> T:
+    """The record of `what` (named in the error), or an `InvalidRecord` saying why it cannot be read."""
+    obj = internal_object(value, what)
     try:
         return adapter.validate_python(obj)
     except ValidationError as exc:

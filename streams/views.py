@@ -5,32 +5,37 @@ from __future__ import annotations
 import hmac
 import re
 
+import aiohttp
 import faust
 import orjson
 from faust.types import TableT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from models.errors import InvalidRecord
-from models.internal import ACCOUNT_STATE, decode_internal
+from models.internal import internal_object
 from streams.health import BrokerProbe, readiness
 from streams.metrics import Metrics
 from streams.settings import Settings
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)  # a lookup routed to a worker that does not answer
 
 
 def account_document(stored: bytes, account_id: str) -> bytes:
     """The account's published records, as the refund service reads them; `InvalidRecord` for a
-    stored state this worker cannot read (another schema_version, during a rolling upgrade)."""
-    state = decode_internal(ACCOUNT_STATE, stored, f"stored state of {account_id}")
-    return orjson.dumps(
-        {
-            "account_id": state.account_id,
-            "usage": state.usage.model_dump(mode="json") if state.usage else None,
-            "eligibility": state.eligibility.model_dump(mode="json") if state.eligibility else None,
-        }
-    )
+    stored state this worker cannot read (another schema_version, during a rolling upgrade).
+
+    The state keeps each record as published (`usage`, `eligibility`: the same JSON), so they are
+    copied, not decoded: validating and re-encoding the whole state (charges, signals, verdicts)
+    cost a lookup more than everything else the worker does for it."""
+    what = f"stored state of {account_id}"
+    state = internal_object(stored, what)
+    usage, eligibility = state.get("usage"), state.get("eligibility")
+    if not isinstance(state.get("account_id"), str) or not all(isinstance(r, dict | None) for r in (usage, eligibility)):
+        raise InvalidRecord("unreadable_internal", f"{what}: no account_id, or usage or eligibility not a record")
+    return orjson.dumps({"account_id": state["account_id"], "usage": usage, "eligibility": eligibility})
 
 
 def bearer_token_matches(request: Request, expected: bytes | None) -> bool:
@@ -45,6 +50,7 @@ def register_views(
     app: faust.App, settings: Settings, accounts: TableT, metrics: Metrics, probe: BrokerProbe
 ) -> None:
     token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+    here = URL(app.conf.canonical_url)
 
     @app.page("/accounts/{account_id}")
     class AccountView(View):
@@ -53,12 +59,13 @@ def register_views(
                 return self.error(401, "a valid 'Authorization: Bearer <token>' header is required")
             if not ACCOUNT_ID.match(account_id):
                 return self.notfound(f"unknown account {account_id[:64]!r}")
-            return await self.lookup(request, account_id=account_id)  # type: ignore[call-arg]  # see table_route below
-
-        # faust types the handler as (view, request) only, though its wrapper passes every argument on.
-        @app.table_route(table=accounts, match_info="account_id")  # type: ignore[arg-type]
-        async def lookup(self, request: Request, account_id: str) -> Response:
-            stored = accounts.get(account_id.encode())
+            try:
+                owner = app.router.key_store(accounts.name, account_id)  # Faust's table routing
+            except KeyError:  # no assignment yet
+                return self.error(503, "the accounts are not assigned to workers yet; ask again shortly")
+            if (owner.host, owner.port) != (here.host, here.port):
+                return await self.forward(owner, request, account_id)
+            stored = accounts.data.get(account_id.encode())  # the store: one read (the table's get reads twice)
             if stored is None:
                 return self.notfound(f"unknown account {account_id!r}")
             try:
@@ -66,6 +73,17 @@ def register_views(
             except InvalidRecord as error:  # never a guess: the caller may ask again after the upgrade
                 return self.error(503, str(error))
             return self.bytes(document, content_type="application/json")
+
+        async def forward(self, owner: URL, request: Request, account_id: str) -> Response:
+            """The owner's answer, passed back as it came. Faust's `table_route` makes the same hop but
+            passes every header on and decodes and re-encodes the body: a quarter more of this worker's CPU."""
+            url, headers = owner.with_path(f"/accounts/{account_id}"), {"Authorization": request.headers["Authorization"]}
+            try:
+                async with app.http_client.get(url, headers=headers, timeout=FORWARD_TIMEOUT) as response:
+                    body = await response.read()
+                    return self.bytes(body, content_type=response.content_type, status=response.status)
+            except (aiohttp.ClientError, TimeoutError) as error:  # it left or is restarting: the assignment moves on shortly
+                return self.error(503, f"the worker holding account {account_id!r} ({owner}) did not answer: {error!r}")
 
     @app.page("/healthz")
     class HealthView(View):

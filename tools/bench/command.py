@@ -15,7 +15,11 @@ One run, one broker, fresh topics and app ids (`bench-<tag>...`, deleted at the 
               worker restarted on its state reads them: steady-state hits/s, and its RSS
               (every point's steady hits hold as many usage starts: the smallest point's);
 5. restart    the largest scale worker is stopped, more records arrive, a new worker starts
-              on the same state: time to healthy and to caught up.
+              on the same state: time to healthy and to caught up;
+6. lookup     two workers share fresh accounts; GET /accounts/{id} through the first, of
+              accounts it holds (local) and of the other's (routed, by Faust's table
+              routing), at a fixed rate and at the maximum, idle and under a firehose of
+              hits: p50/p95/p99/max latency and requests/s of each.
 
 Prints a table, writes JSON (with the machine and the settings) and a PNG of the scale curve
 (matplotlib, from the `bench` extra) under bench/results/.
@@ -31,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from tools.bench import report
-from tools.bench.stages import DEFAULT_SCALE, STAGES, Bench, Options
+from tools.bench.lookup import LookupPlan
+from tools.bench.options import Options
+from tools.bench.stages import DEFAULT_SCALE, STAGES, Bench
 
 
 def count(text: str) -> int:
@@ -43,7 +49,7 @@ def count(text: str) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
-        help="measure the detector side by side with a raw Kafka consumer (throughput, lag, scale, restart)",
+        help="measure the detector side by side with a raw Kafka consumer (throughput, lag, scale, restart) and its lookups",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -60,6 +66,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--lag-seconds", type=float, default=None, help="how long the lag stage produces (default 30)")
     bench.add_argument("--restart-hits", type=count, default=None, help="hits that arrive while the worker is down (default 50k)")
+    bench.add_argument("--lookup-accounts", type=count, default=None, help="accounts of the lookup stage (default 2k; 200 with --tiny)")
+    bench.add_argument("--lookup-rate", type=float, default=None, help="lookups/s of its fixed-rate runs (default 500; 100 with --tiny)")
+    bench.add_argument("--lookup-seconds", type=float, default=None, help="length of each fixed-rate run (default 10; 2 with --tiny)")
+    bench.add_argument("--lookup-requests", type=count, default=None, help="requests of each run at the maximum (default 4k; 200 with --tiny)")
+    bench.add_argument("--lookup-concurrency", type=int, default=16, help="requests in flight in a run at the maximum (default 16)")
+    bench.add_argument(
+        "--lookup-load", type=float, default=None, help="hits/s of the firehose under the loaded lookups (default 4k; 300 with --tiny)"
+    )
     bench.add_argument("--partitions", type=int, default=8, help="USAGE_DETECTOR_PARTITIONS of the workers (default 8)")
     bench.add_argument("--out", type=Path, default=Path("bench/results"), help="where JSON and PNG go (default bench/results)")
     bench.add_argument("--label", default=None, help="name of this run in file names (default bench-<time>)")
@@ -98,6 +112,14 @@ def options_from(args: argparse.Namespace) -> Options:
         profile=args.profile,
         tiny=tiny,
         timeout=args.timeout,
+        lookup=LookupPlan(
+            accounts=args.lookup_accounts or (200 if tiny else 2_000),
+            rate=args.lookup_rate or (100.0 if tiny else 500.0),
+            seconds=args.lookup_seconds or (2.0 if tiny else 10.0),
+            requests=args.lookup_requests or (200 if tiny else 4_000),
+            concurrency=args.lookup_concurrency,
+            load_hits_per_s=args.lookup_load or (300.0 if tiny else 4_000.0),
+        ),
         max_rss=int(args.max_rss * 2**30),
         scale_trial_share=args.scale_trial_share,
     )

@@ -5,10 +5,16 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tools.bench.progress import human
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The value below which a share `q` of the sorted `ordered` lies (nearest rank)."""
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 def version(package: str) -> str:
@@ -58,7 +64,7 @@ def kafka_broker_version(servers: str) -> str:
         api = ".".join(str(part) for part in found) if isinstance(found, tuple) else str(found)
     except Exception as exc:  # noqa: BLE001 - the version is informational
         api = f"unknown ({exc.__class__.__name__})"
-    pom = Path(__file__).resolve().parent.parent / "localkafka" / "pom.xml"
+    pom = Path(__file__).resolve().parents[2] / "localkafka" / "pom.xml"
     try:
         text = pom.read_text()
         local = text.split("<kafka.version>", 1)[1].split("<", 1)[0]
@@ -69,7 +75,7 @@ def kafka_broker_version(servers: str) -> str:
 
 def table(results: dict[str, Any]) -> str:
     lines = [f"usage-detector bench ({results['label']}) on {results['machine']['cpu']}, {results['machine']['cores']} cores"]
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
     if "baseline" in results:
         b = results["baseline"]
         rows.append(("1 baseline (aiokafka + orjson)", f"{b['records_per_s']:,.0f} records/s", f"{b['records']:,} in {b['seconds']:.1f}s"))
@@ -102,7 +108,17 @@ def table(results: dict[str, Any]) -> str:
     if "restart" in results and "skipped" not in results["restart"]:
         r = results["restart"]
         rows.append((f"5 restart on {human(r['accounts'])} accounts", f"caught up in {r['caught_up_s']:.1f}s", f"healthy in {r['healthy_s']:.1f}s"))
-    width = [max(len(row[i]) for row in rows) for i in range(3)] if rows else [0, 0, 0]
+    lookup = results.get("lookup", {})
+    for load in ("idle", "firehose"):
+        for kind in ("local", "routed") if load in lookup else ():
+            rate, top = lookup[load][kind]["at_rate"], lookup[load][kind]["at_max"]
+            rows.append((
+                f"6 lookup {kind}, {load}",
+                f"@ {rate['requests_per_s']:,.0f}/s p50 {rate['p50_ms']:.1f} / p99 {rate['p99_ms']:.1f} / max {rate['max_ms']:.0f} ms",
+                f"max {top['requests_per_s']:,.0f}/s ({top['concurrency']} in flight): p50 {top['p50_ms']:.1f} / p99 {top['p99_ms']:.1f} ms",
+                f"workers' CPU {sum(top['worker_cpu_us_per_lookup']):,.0f} µs a lookup",
+            ))  # fmt: skip
+    width = [max(len(row[i]) for row in rows if len(row) > i) for i in range(max(map(len, rows), default=0))]
     for row in rows:
         lines.append("  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)))
     return "\n".join(lines)

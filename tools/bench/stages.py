@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import secrets
 import shutil
@@ -11,7 +10,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -19,10 +17,8 @@ from typing import Any
 
 import orjson
 
-from streams.settings import Settings
 from tools.bench.catch_up import BenchFailed, RssLimit, measure_catch_up
 from tools.bench.kafka_io import (
-    INPUT_PARTITIONS,
     GroupWatch,
     create_topics,
     delete_topics,
@@ -31,14 +27,16 @@ from tools.bench.kafka_io import (
     raw_consume,
     route_without_faust,
 )
+from tools.bench.lookup import lookup_stage
+from tools.bench.options import Options, bench_settings
 from tools.bench.profile import start_profile, summarise_profile
 from tools.bench.progress import Progress, human
-from tools.bench.report import machine
+from tools.bench.report import machine, quantile
 from tools.bench.workload import HitMaker, Workload
 from tools.supervisor import WorkerExited, WorkerProcess
 from tools.workerpool import TopicSet
 
-STAGES = ("throughput", "lag", "scale", "restart")
+STAGES = ("throughput", "lag", "scale", "restart", "lookup")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
@@ -58,26 +56,6 @@ def dir_bytes(path: Path) -> int:
 
 
 
-@dataclass
-class Options:
-    hits: int
-    accounts: int
-    stages: tuple[str, ...]
-    scale_accounts: tuple[int, ...]
-    scale_hits: int
-    lag_seconds: float
-    restart_hits: int
-    partitions: int
-    out: Path
-    label: str
-    keep_topics: bool
-    profile: bool
-    tiny: bool
-    timeout: float
-    max_rss: int = 0
-    scale_trial_share: float = 0.1
-
-
 class Bench:
     def __init__(self, options: Options, servers: str) -> None:
         self.o = options
@@ -87,13 +65,14 @@ class Bench:
         self.progress = Progress()
         self.workers: list[WorkerProcess] = []
         self.results: dict[str, Any] = {}
+        self.token = secrets.token_hex(16)  # one for all workers: a routed lookup carries the caller's
 
     def worker(self, topics: TopicSet, state_dir: Path) -> WorkerProcess:
         env = {
             **topics.env(),
             "KAFKA_BOOTSTRAP_SERVERS": self.servers,
             "USAGE_DETECTOR_PARTITIONS": str(self.o.partitions),
-            "USAGE_DETECTOR_API_TOKEN": secrets.token_hex(16),
+            "USAGE_DETECTOR_API_TOKEN": self.token,
             "USAGE_DETECTOR_STATE_DIR": str(state_dir),
         }
         worker = WorkerProcess(env, state_dir.parent / f"{topics.app_id}-worker-{len(self.workers) + 1}.log")
@@ -242,7 +221,7 @@ class Bench:
         if not lags:
             raise BenchFailed("lag: no usage.state record came back")
         lags.sort()
-        pick = lambda q: float(lags[min(len(lags) - 1, int(q * len(lags)))])
+        pick = partial(quantile, lags)
         return {
             "target_hits_per_s": rate,
             "achieved_hits_per_s": count / produced_s,
@@ -397,6 +376,29 @@ class Bench:
         self.progress.done(f"{what}: healthy after {healthy:.1f}s, caught up after {result['caught_up_s']:.1f}s")
         return result
 
+    # 6 ------------------------------------------------------------------------------------------
+
+    def lookup(self) -> None:
+        """Two workers holding every account of a fresh topic set, then the lookups (tools/bench/lookup.py)."""
+        plan = self.o.lookup
+        topics = fresh_topics(self.tag, "lk")
+        workload = Workload(accounts=plan.accounts, hits=0, seed=21, warm=True).build()
+        create_topics(self.servers, topics, self.o.partitions)
+        self.prefill(topics, "lookup", workload.hit_records, workload.billing)
+        workers = [self.worker(topics, self.workdir / f"lookup-{n}-state") for n in (1, 2)]
+        for worker in workers:
+            worker.wait_ready(HEALTH_TIMEOUT_S, poll_s=0.05)
+        watch = GroupWatch(self.servers, topics)
+        measure_catch_up(watch, workers[0], self.progress, "lookup: learning the accounts", self.o.timeout)
+        watch.close()
+        for worker in workers:  # not rebalancing any more
+            worker.wait_ready(HEALTH_TIMEOUT_S, poll_s=0.05)
+        self.results["lookup"] = asyncio.run(lookup_stage(workers, self.token, plan, self.servers, topics.hits, self.progress))
+        for worker in workers:
+            worker.stop(timeout=STOP_TIMEOUT_S)
+        if not self.o.keep_topics:
+            delete_topics(self.servers, topics.prefix)
+
     # ------------------------------------------------------------------------------------------
 
     def profile_path(self, stage: str) -> Path:
@@ -422,6 +424,8 @@ class Bench:
                 self.save()
             if "scale" in o.stages:
                 self.scale()
+            if "lookup" in o.stages:
+                self.lookup()
         except (BenchFailed, WorkerExited, KeyboardInterrupt) as exc:
             self.results["error"] = str(exc) or exc.__class__.__name__
             self.results["worker_logs"] = str(self.workdir)  # kept for a look at what went wrong
@@ -447,24 +451,3 @@ class Bench:
         """The results so far: a run cut short still leaves what it measured."""
         options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
         self.json_path.write_bytes(orjson.dumps(self.results, option=options) + b"\n")
-
-
-def bench_settings(o: Options) -> dict[str, Any]:
-    worker = Settings(partitions=o.partitions).model_dump(mode="json", exclude={"api_token", "signal_key"})
-    return {
-        "bench": {
-            "hits": o.hits,
-            "accounts": o.accounts,
-            "stages": list(o.stages),
-            "scale_accounts": list(o.scale_accounts),
-            "scale_hits": o.scale_hits,
-            "scale_trial_share": o.scale_trial_share,
-            "lag_seconds": o.lag_seconds,
-            "restart_hits": o.restart_hits,
-            "partitions": o.partitions,
-            "input_partitions": INPUT_PARTITIONS,
-            "tiny": o.tiny,
-        },
-        "worker": worker,
-        "worker_env": {k: v for k, v in os.environ.items() if k.startswith("USAGE_DETECTOR_") and "TOKEN" not in k and "KEY" not in k},
-    }

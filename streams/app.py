@@ -46,6 +46,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,
+        # Faust's /table/ pages answer any key's stored state to anyone: the accounts are served by
+        # /accounts/{id}, behind the token. (/router/, which names each key's worker, stays.)
+        web_tables_enabled=False,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,

@@ -39,6 +39,9 @@ def test_any_worker_answers_for_any_account(two_workers: Detector) -> None:
 def test_every_worker_refuses_without_a_valid_token_and_knows_unknown_accounts(two_workers: Detector) -> None:
     for worker in two_workers.workers:
         url = f"{worker.url}/accounts/someone"
+        # Faust's own table pages would hand out any account's stored state without a token.
+        for page in ("/table/", "/table/accounts/", "/table/accounts/someone/"):
+            assert httpx.get(f"{worker.url}{page}").status_code == 404, page
         assert httpx.get(url).status_code == 401
         assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
         assert httpx.get(url, headers={"Authorization": TOKEN}).status_code == 401  # no scheme

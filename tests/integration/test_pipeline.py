@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from tests.integration.conftest import INPUT_PARTITIONS, Detector
+from tests.integration.conftest import INPUT_PARTITIONS, Detector, start_detector
 from tests.support.kafka import TopicTail
 from tests.support.records import billing, cancellation, capi, charge, hit, refund, trial
 from tests.support.worker import TOKEN
@@ -26,6 +27,15 @@ T_CHARGE = "2026-03-15T10:00:00Z"
 T_CHARGE_MS = 1773568800000  # T_CHARGE as epoch milliseconds
 T_USE = "2026-03-16T12:30:00.250Z"
 T_RENEWAL = "2026-04-15T10:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def detector(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
+    """A worker taking its table census every second (other tests' workers keep the default, which
+    costs them no CPU): the metrics test waits for a census that saw its records."""
+    yield from start_detector(
+        bootstrap_servers, tmp_path_factory.mktemp("detector"), extra_env={"USAGE_DETECTOR_CENSUS_INTERVAL_S": "1"}
+    )
 
 
 def new_account() -> str:
@@ -286,7 +296,7 @@ def test_http_lookup_needs_the_token_and_answers_the_account(detector: Detector)
     missing = httpx.get(f"{detector.worker.url}/accounts/{new_account()}", headers={"Authorization": f"Bearer {TOKEN}"})
     assert missing.status_code == 404
     assert httpx.get(f"{detector.worker.url}/healthz").status_code == 200
-    # The table census runs in the background (every second for test workers): wait for one
+    # The table census runs in the background (every second for this module's worker): wait for one
     # that has seen the eligible account.
     detector.tail.wait_for(
         "a census with an eligible account",

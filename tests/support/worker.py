@@ -33,7 +33,6 @@ class WorkerProcess(supervisor.WorkerProcess):
             "USAGE_DETECTOR_WEB_PORT": str(port),
             "USAGE_DETECTOR_API_TOKEN": TOKEN,
             "USAGE_DETECTOR_STATE_DIR": str(state_dir / f"state-{port}"),
-            "USAGE_DETECTOR_CENSUS_INTERVAL_S": "1",
             **(extra_env or {}),
         }
         super().__init__(env, state_dir / f"worker-{port}.log")

@@ -15,6 +15,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.settings import Settings
 from streams.topics import SETTING_OF, TopicNames
 from tools.supervisor import WorkerProcess, settings_env
@@ -102,7 +103,7 @@ def group_lag(bootstrap_servers: str, group_id: str, topics: list[str], **client
     """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
     # Small fetches: a partition with records tells so by its first batch.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level="read_committed",
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level=ISOLATION_LEVEL,
                              max_partition_fetch_bytes=64 * 1024, fetch_max_bytes=1024 * 1024, **client_options)
     try:
         committed = admin.list_group_offsets(group_id).get(group_id, {})

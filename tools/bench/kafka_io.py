@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.topics import Topics
 from tools.bench.progress import Progress, human
 from tools.workerpool import TopicSet
@@ -89,7 +90,8 @@ async def raw_consume(
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level=ISOLATION_LEVEL)  # as the workers read
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()  # partitions of unsubscribed topics
@@ -155,7 +157,8 @@ class GroupWatch:
         self.inputs = topics.inputs
         self.internal = topics.internal
         self.admin = KafkaAdminClient(bootstrap_servers=servers, client_id="usage-detector-bench-watch")
-        self.consumer = KafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
+                                      isolation_level=ISOLATION_LEVEL)
         self._partitions: dict[str, list[Any]] = {}
 
     def partitions(self, topic: str) -> list[Any]:

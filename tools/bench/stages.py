@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from streams.kafka_inputs import ISOLATION_LEVEL
 from tools.bench.catch_up import BenchFailed, RssLimit, measure_catch_up
 from tools.bench.kafka_io import (
     GroupWatch,
@@ -153,7 +154,8 @@ class Bench:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
         o = self.o
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.servers, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.servers, group_id=None, enable_auto_commit=False,
+                                    isolation_level=ISOLATION_LEVEL)
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
         parts = [TopicPartition(topics.usage, p) for p in sorted(cluster.partitions_for_topic(topics.usage) or ())]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -27,10 +24,11 @@ from streams.kafka_inputs import (
     UnreadableInputs,
 )
 from streams.settings import Settings
+from tests.support.upstream import Pins, assert_unchanged
 
 # What streams.kafka_inputs was written against. A new aiokafka or Faust that changes one of these
 # fails here: read the new code, check the isolation level and the unreadable-batch handling still fit.
-UPSTREAM = {
+UPSTREAM: Pins = {
     # builds the fetcher from `_isolation_level`, set after construction
     "AIOKafkaConsumer.start": (AIOKafkaConsumer.start, "2f1ba7044332"),
     # Faust sets read_committed only under exactly-once
@@ -43,14 +41,10 @@ UPSTREAM = {
 }
 
 
-def digest(function: Any) -> str:
-    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:12]
-
 
 @pytest.mark.parametrize("name", sorted(UPSTREAM))
 def test_the_upstream_code_the_consumer_relies_on_is_unchanged(name: str) -> None:
-    function, pinned = UPSTREAM[name]
-    assert digest(function) == pinned, f"{name} changed upstream: review streams/kafka_inputs.py against it"
+    assert_unchanged(UPSTREAM, name, "streams/kafka_inputs.py")
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])

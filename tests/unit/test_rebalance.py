@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,10 +24,11 @@ from streams.rebalance import (
     ResumeOnceFlowControl,
     SeekFirstRecovery,
 )
+from tests.support.upstream import Pins, assert_unchanged
 
 # What streams.rebalance was written against. A new Faust, mode or aiokafka that changes one of
 # these fails here: read the new code, check each repair still fits, then update the digest.
-UPSTREAM = {
+UPSTREAM: Pins = {
     "Recovery.on_recovery_completed": (Recovery.on_recovery_completed, "6ef567acf072"),
     "FaustConsumer.perform_seek": (FaustConsumer.perform_seek, "0e8c130ff4b0"),
     "FaustConsumer._drain_messages": (FaustConsumer._drain_messages, "44a2500309e8"),
@@ -40,14 +39,10 @@ UPSTREAM = {
 }
 
 
-def digest(function: Any) -> str:
-    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:12]
-
 
 @pytest.mark.parametrize("name", sorted(UPSTREAM))
 def test_the_upstream_code_the_repairs_replace_is_unchanged(name: str) -> None:
-    function, pinned = UPSTREAM[name]
-    assert digest(function) == pinned, f"{name} changed upstream: review streams/rebalance.py against it"
+    assert_unchanged(UPSTREAM, name, "streams/rebalance.py")
 
 
 def test_a_resume_while_flowing_keeps_what_the_queues_hold() -> None:

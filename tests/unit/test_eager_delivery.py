@@ -18,15 +18,15 @@ from streams import eager_delivery
 from streams.app import create_app
 from streams.eager_delivery import EagerDeliveryConsumer, resume
 from streams.settings import Settings
-from tests.unit.test_rebalance import digest
+from tests.support.upstream import Pins, assert_unchanged
 
 # The race the override takes over, and whose privates (`_stopped`, `_crashed`) it reads. A new
 # mode that changes it fails here: check the override still keeps its semantics, then update.
-WAIT_FIRST_DIGEST = "feade6a31f8a"
+UPSTREAM: Pins = {"Service.wait_first": (Service.wait_first, "feade6a31f8a")}
 
 
 def test_the_upstream_race_the_override_stands_in_for_is_unchanged() -> None:
-    assert digest(Service.wait_first) == WAIT_FIRST_DIGEST, "Service.wait_first changed upstream: review streams/eager_delivery.py"
+    assert_unchanged(UPSTREAM, "Service.wait_first", "streams/eager_delivery.py")
 
 
 def test_the_workers_app_consumes_with_eager_delivery(tmp_path: Path) -> None:

@@ -9,22 +9,13 @@ from datetime import UTC, datetime
 import orjson
 
 from models.timestamps import format_timestamp
+from tools.traffic import HIT_EVENTS, ITEMS, PAGES, SHOP_KINDS, SHOP_WORDS, USER_AGENTS
 
-# What the hits look like (about 500 bytes, as the collectors send them).
-PAGES = ("/", "/", "/pricing", "/products/{item}", "/products/{item}", "/blog/{item}", "/cart", "/checkout")
-ITEMS = ("linen-shirt", "trail-runner", "espresso-blend", "gift-card", "summer-sale", "how-we-roast", "size-guide")
-HIT_EVENTS = ("page_view", "page_view", "page_view", "add_to_cart", "click")
+# What the hits look like (about 500 bytes, as the collectors send them): traffic's pages, items,
+# events and agents, with these besides.
 REFERRERS = ("https://www.google.com/", "https://www.bing.com/", "https://t.co/", "", "https://news.ycombinator.com/")
 LANGUAGES = ("en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "ja-JP")
 SCREENS = ("1920x1080", "1440x900", "390x844", "412x915", "2560x1440")
-USER_AGENTS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36",
-)
-WORDS = ("blue", "north", "urban", "quiet", "bright", "little", "green", "copper", "wild", "golden")
-KINDS = ("fox", "harbor", "bakery", "outfitters", "garden", "studio", "supply", "roasters", "threads", "cycles")
 START_MS = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
 DAY_MS = 86_400_000
 
@@ -34,7 +25,7 @@ def account_id(number: int) -> str:
 
 
 def website(number: int) -> str:
-    return f"https://www.{WORDS[number % 10]}{KINDS[number // 10 % 10]}{number}.com"
+    return f"https://www.{SHOP_WORDS[number % 10]}{SHOP_KINDS[number // 10 % 10]}{number}.com"
 
 
 def exact(value: bytes) -> bytes:

@@ -58,8 +58,12 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
     metrics = Metrics()
     rebalance.install(app)
     kafka_inputs.install(app, metrics.unreadable_inputs)  # the eager-delivery consumer, reading committed records
-    topology = build_topology(app, settings, metrics)
+    topology = build_topology(app, settings, metrics, bootstrap_servers)
     probe = watch_broker(app, bootstrap_servers)
-    metrics.ready.set_function(lambda: float(readiness(app, probe)[0]))
-    register_views(app, settings, topology.accounts, metrics, probe)
+
+    def ready() -> tuple[bool, dict[str, object]]:
+        return readiness(app, probe, topology.firehose)
+
+    metrics.ready.set_function(lambda: float(ready()[0]))
+    register_views(app, settings, topology.accounts, metrics, ready)
     return Detector(app=app, topology=topology, metrics=metrics)

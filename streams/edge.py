@@ -1,16 +1,18 @@
 """The edge: an input record's bytes to the account event it carries, or an `InvalidRecord`.
 
-What route-inputs decodes with; the tools that must decode exactly as the detector does (chaos's
+What route-inputs and the firehose decode with; the tools that must decode exactly as the detector does (chaos's
 oracle, bench's reference) use it too. No Faust here.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from pydantic import TypeAdapter
 
 from models.codec import decode
+from models.errors import InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
 from models.internal import AccountEvent
 from policy.translate import Translator
@@ -21,6 +23,7 @@ CAPI = TypeAdapter(ConversionApiEvent)
 BILLING = TypeAdapter(BillingEvent)
 
 Decoder = Callable[[bytes | None], AccountEvent]
+log = logging.getLogger(__name__)
 
 
 def edge_decoders(names: TopicNames, edge: Translator, limit: int) -> dict[str, Decoder]:
@@ -30,3 +33,14 @@ def edge_decoders(names: TopicNames, edge: Translator, limit: int) -> dict[str, 
         names.capi: lambda value: edge.capi(decode(CAPI, value, limit)),
         names.billing: lambda value: edge.billing(decode(BILLING, value, limit)),
     }
+
+
+def decode_safely(decoder: Decoder, topic: str, value: bytes | None) -> AccountEvent:
+    """Decode at the edge; whatever goes wrong costs this one record (dead-lettered), never the stage."""
+    try:
+        return decoder(value)
+    except InvalidRecord:
+        raise
+    except Exception as exc:  # a bug of ours, not bad input: keep the record and the traceback
+        log.exception("could not process a record of %s; dead-lettering it", topic)
+        raise InvalidRecord("unprocessable", f"{type(exc).__name__}: {exc}") from exc

@@ -11,6 +11,7 @@ import faust
 from faust.tables.manager import TableManager
 
 from streams.kafka_inputs import InputsConsumer
+from streams.stages.firehose import Firehose
 
 log = logging.getLogger(__name__)
 PROBE_EVERY_S = 2.0
@@ -49,13 +50,19 @@ class BrokerProbe:
         return False
 
 
-def readiness(app: faust.App, probe: BrokerProbe) -> tuple[bool, dict[str, object]]:
+def readiness(app: faust.App, probe: BrokerProbe, firehose: Firehose) -> tuple[bool, dict[str, object]]:
     recovered = cast(TableManager, app.tables).recovery.completed.is_set()  # faust's TableManagerT omits it
-    unreadable = cast(InputsConsumer, app.consumer).unreadable.batches()
-    ready = recovered and not app.rebalancing and probe.reachable and not unreadable
+    unreadable = sorted(
+        cast(InputsConsumer, app.consumer).unreadable.batches() + firehose.unreadable.batches(),
+        key=lambda batch: (batch.topic, batch.partition),
+    )
+    # The firehose starts once the tables are recovered; until then, and if it ever stopped, hits wait.
+    reading = firehose.state == "running"
+    ready = recovered and reading and not app.rebalancing and probe.reachable and not unreadable
     return ready, {
         "status": "ok" if ready else "not ready",
         "recovered": recovered,
+        "firehose": firehose.state,
         "rebalancing": app.rebalancing,
         "kafka_reachable": probe.reachable,
         # Partitions stopped at a batch whose codec has no library here: what is wrong and what to install.

@@ -107,6 +107,29 @@ def failed_partition(consumer: AIOKafkaConsumer) -> tuple[TP, int] | None:
     return None
 
 
+def isolate_unreadable(
+    consumer: AIOKafkaConsumer, positions: dict[TP, int | None], error: UnsupportedCodecError, unreadable: UnreadableInputs
+) -> TP | None:
+    """After a fetch raised `error`: every partition back to its position before the fetch (the
+    records the call took are lost with the error), and the one whose batch could not be read
+    reported. Returns that partition, or None when the error names none (the caller raises it).
+
+    `positions`: of the partitions the fetch read, taken just before it.
+    """
+    failed = failed_partition(consumer)
+    for tp, position in positions.items():
+        if position is not None and (position_of(consumer, tp) != position or (failed and tp == failed[0])):
+            consumer._fetcher.seek_to(tp, position)
+    if failed is None:
+        return None
+    tp, batch_offset = failed
+    waits_at = positions.get(tp)
+    unreadable.report(tp, UnreadableBatch(
+        tp.topic, tp.partition, batch_offset if waits_at is None else waits_at, batch_offset, str(error),
+    ))
+    return tp
+
+
 class InputsConsumerThread(PositionTrackingThread):
     """Faust's consumer thread with the inputs read committed, and an unreadable batch kept from ending the worker."""
 
@@ -127,18 +150,9 @@ class InputsConsumerThread(PositionTrackingThread):
         try:
             return await super()._fetch_records(consumer, readable, timeout=timeout, max_records=max_records)
         except UnsupportedCodecError as error:
-            failed = failed_partition(consumer)
-            # The records this call took from any partition are lost with the error: fetch them again.
-            for tp, position in positions.items():
-                if position is not None and (position_of(consumer, tp) != position or (failed and tp == failed[0])):
-                    consumer._fetcher.seek_to(tp, position)
-            if failed is None:
-                raise  # not a partition's batch: nothing to isolate, so Faust's handling (the worker stops, logged)
-            tp, batch_offset = failed
-            waits_at = positions.get(tp)
-            unreadable.report(tp, UnreadableBatch(
-                tp.topic, tp.partition, batch_offset if waits_at is None else waits_at, batch_offset, str(error),
-            ))
+            # Not a partition's batch: nothing to isolate, so Faust's handling (the worker stops, logged).
+            if isolate_unreadable(consumer, positions, error, unreadable) is None:
+                raise
             return {}
 
 

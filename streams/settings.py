@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(
         0, ge=0, le=1000, description="how long the worker's producer waits to batch sends (latency for fewer requests)"
     )
+    firehose_batch_records: int = Field(
+        10_000, ge=1, le=1_000_000, description="most hits and Conversion API events the firehose stage takes in one batch"
+    )
+    fault_kill_before_commit_batch: int | None = Field(
+        None,
+        ge=1,
+        description="testing only (usage-detector chaos): the worker SIGKILLs itself once the sends of its Nth "
+        "forwarding firehose batch are acknowledged, before that batch is committed",
+    )
     # How every Kafka client of the worker connects; checked and applied in streams/kafka_security.py.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"

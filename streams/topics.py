@@ -140,6 +140,21 @@ class TopicNames:
         """The app's own topics its consumer group commits on (changelogs are never committed)."""
         return (self.account_events, self.signal_claims)
 
+    @property
+    def firehose(self) -> tuple[str, str]:
+        """The inputs the firehose stage reads, in a consumer group of its own (`firehose_group`)."""
+        return (self.hits, self.capi)
+
+
+def firehose_group(app_id: str) -> str:
+    return f"{app_id}-firehose"
+
+
+def consumer_groups(app_id: str, names: TopicNames) -> dict[str, tuple[str, ...]]:
+    """Each consumer group of the app's workers and the topics it commits on: Faust's agents (the
+    group is the app id) and the firehose stage. The app is caught up when both are."""
+    return {app_id: (names.billing, *names.internal), firehose_group(app_id): names.firehose}
+
 
 @dataclass(frozen=True)
 class Topics:

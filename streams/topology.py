@@ -1,11 +1,14 @@
-"""The stream topology, wired in one place: topics, tables, the three agents and the timers.
+"""The stream topology, wired in one place: topics, tables, the firehose stage, the three agents and the timers.
 
-    inputs ──route-inputs──> account-events ──process-accounts──> usage.state, refund.eligibility
-                                   ^                     │
-                                   │ verdicts            │ claims (by signal digest)
-                                   └───judge-signals <── signal-claims
+    hits, capi ──firehose──────┐ (batches, its own consumer group; most hits dropped here)
+    billing ──route-inputs─────┤
+                               v
+                         account-events ──process-accounts──> usage.state, refund.eligibility
+                               ^                     │
+                               │ verdicts            │ claims (by signal digest)
+                               └───judge-signals <── signal-claims
 
-What each agent does with a record is its stage's (`streams.stages`): decode, call the policy
+What each stage does with a record is its module's (`streams.stages`): decode, call the policy
 core, write the table, send.
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import chain
+from typing import Any, cast
 
 import faust
 from faust.types import TableT
@@ -20,14 +25,16 @@ from faust.types import TableT
 from streams import usage_filter
 from streams.dead_letter import DeadLetters
 from streams.edge import edge_decoders
-from streams.hit_gate import DominatedHits
+from streams.kafka_inputs import UnreadableInputs
+from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics, TableCensus, consumer_lag
 from streams.settings import Settings
 from streams.stages.accounts import process_accounts
+from streams.stages.firehose import Firehose, FirehoseConfig, Sorter, kill_before_commit
 from streams.stages.route import route_inputs
 from streams.stages.signals import judge_signals
 from streams.store import table_options
-from streams.topics import TopicNames, Topics, TopicSpec
+from streams.topics import TopicNames, Topics, TopicSpec, firehose_group
 from streams.usage_filter import EarliestForwarded
 
 log = logging.getLogger(__name__)
@@ -48,17 +55,18 @@ class Topology:
     route_inputs: faust.types.AgentT
     process_accounts: faust.types.AgentT
     judge_signals: faust.types.AgentT
+    firehose: Firehose
 
 
-def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topology:
+def build_topology(app: faust.App, settings: Settings, metrics: Metrics, bootstrap_servers: str) -> Topology:
     registry = Topics.from_settings(settings)
     names = registry.names
 
     def declared(spec: TopicSpec) -> faust.TopicT:
         return app.topic(spec.name, **spec.topic_options(), key_serializer="raw", value_serializer="raw")
 
-    # The producers' topics: any partitions, any configs.
-    inputs = app.topic(*names.inputs, key_serializer="raw", value_serializer="raw")
+    # The producers' topics: any partitions, any configs. Faust reads billing; the firehose the rest.
+    billing = app.topic(names.billing, key_serializer="raw", value_serializer="raw")
     account_events = declared(registry.account_events)
     signal_claims = declared(registry.signal_claims)
     usage_out = declared(registry.usage)
@@ -72,21 +80,37 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topo
     )
     dead_letters = DeadLetters(dead_letter_out, metrics)
 
-    forwarded = EarliestForwarded(settings.usage_filter_accounts)
-    usage_filter.keep(
-        app, forwarded, settings.state_dir / f"{settings.app_id}-usage-filter.json", settings.usage_filter_save_interval_s
-    )
-    route = app.agent(inputs, name="route-inputs")(
+    decoders = edge_decoders(names, settings.translator(), settings.max_record_bytes)
+    route = app.agent(billing, name="route-inputs")(
         route_inputs(
-            decoders=edge_decoders(names, settings.translator(), settings.max_record_bytes),
-            hits_topic=names.hits,
-            forwarded=forwarded,
-            dominated=DominatedHits(forwarded, settings.max_record_bytes),
+            decoders={names.billing: decoders[names.billing]},
             account_events=account_events,
             dead_letters=dead_letters,
             metrics=metrics,
         )
     )
+    forwarded = EarliestForwarded(settings.usage_filter_accounts)
+    usage_filter.keep(
+        app, forwarded, settings.state_dir / f"{settings.app_id}-usage-filter.json", settings.usage_filter_save_interval_s
+    )
+    fault = settings.fault_kill_before_commit_batch
+    firehose = Firehose(
+        FirehoseConfig(
+            topics=names.firehose,
+            group_id=firehose_group(settings.app_id),
+            account_events=names.account_events,
+            dead_letter=names.dead_letter,
+            client={"bootstrap_servers": bootstrap_servers, **KafkaSecurity.from_settings(settings).aiokafka_config()},
+            batch_records=settings.firehose_batch_records,
+            linger_ms=settings.producer_linger_ms,
+        ),
+        Sorter({topic: decoders[topic] for topic in names.firehose}, names.hits, forwarded, settings.max_record_bytes),
+        metrics,
+        UnreadableInputs(metrics.unreadable_inputs),
+        before_commit=None if fault is None else kill_before_commit(fault),
+        loop=app.loop,
+    )
+    app.service(cast(Any, firehose))  # started once the tables are recovered, stopped with the app
     process = app.agent(account_events, name="process-accounts")(
         process_accounts(
             accounts=accounts,
@@ -109,7 +133,7 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topo
     )
 
     census = TableCensus({"accounts": accounts, "signals": signals})
-    metrics.watch(lambda: consumer_lag(app), census)
+    metrics.watch(lambda: chain(consumer_lag(app), firehose.lag()), census)
 
     async def take_census() -> None:
         try:
@@ -134,4 +158,5 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics) -> Topo
         route_inputs=route,
         process_accounts=process,
         judge_signals=judge,
+        firehose=firehose,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 
 import aiohttp
 import faust
@@ -15,7 +16,6 @@ from yarl import URL
 
 from models.errors import InvalidRecord
 from models.internal import internal_object
-from streams.health import BrokerProbe, readiness
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -47,7 +47,7 @@ def bearer_token_matches(request: Request, expected: bytes | None) -> bool:
 
 
 def register_views(
-    app: faust.App, settings: Settings, accounts: TableT, metrics: Metrics, probe: BrokerProbe
+    app: faust.App, settings: Settings, accounts: TableT, metrics: Metrics, readiness: Callable[[], tuple[bool, dict[str, object]]]
 ) -> None:
     token = settings.api_token.get_secret_value().encode() if settings.api_token else None
     here = URL(app.conf.canonical_url)
@@ -88,7 +88,7 @@ def register_views(
     @app.page("/healthz")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            ready, body = readiness(app, probe)
+            ready, body = readiness()
             return self.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")

@@ -466,9 +466,8 @@ def run_chaos(args: argparse.Namespace) -> int:
         if chaos.disturb_error is not None:
             raise SystemExit(f"usage-detector chaos: the faults stopped early ({chaos.disturb_error!r}); "
                              "the run is void, start it again") from chaos.disturb_error
-        internal = [names.account_events, names.signal_claims]
         chaos.report.caught_up = wait_caught_up(
-            servers, settings.app_id, [*names.inputs, *internal], timeout=args.settle_timeout,
+            servers, settings.app_id, names, timeout=args.settle_timeout,
             progress=lambda lag: log(f"waiting to catch up: lag {lag}"),
         )
         outputs = read_outputs(servers, names)

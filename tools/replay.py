@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
-from streams.topics import TopicNames, ensure_topics
+from streams.topics import TopicNames, consumer_groups, ensure_topics
 from tools.options import add_setting_options, bootstrap_servers, settings_from
 from tools.outputs import content, latest_by_account, read_topics
 from tools.workerpool import WorkerPool, group_lag, wait_caught_up
@@ -90,11 +90,12 @@ def run_replay(args: argparse.Namespace) -> int:
         pool.scale(args.workers)
 
         def progress(lag: int | None) -> None:
-            inputs_left = group_lag(servers, replayed.app_id, list(names.inputs), **security)
+            groups = consumer_groups(replayed.app_id, names).items()
+            left = [group_lag(servers, group, [t for t in topics if t in names.inputs], **security) for group, topics in groups]
+            inputs_left = None if None in left else sum(n for n in left if n is not None)
             show_progress(total - (inputs_left if inputs_left is not None else total), total, started)
 
-        topics = [*names.inputs, names.account_events, names.signal_claims]
-        if not wait_caught_up(servers, replayed.app_id, topics, timeout=args.timeout, progress=progress, **security):
+        if not wait_caught_up(servers, replayed.app_id, names, timeout=args.timeout, progress=progress, **security):
             print(f"\nreplay did not catch up within {args.timeout:.0f}s; worker logs: {pool.workdir}", file=sys.stderr)
             return 1
     finally:

@@ -17,7 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.settings import Settings
-from streams.topics import SETTING_OF, TopicNames
+from streams.topics import SETTING_OF, TopicNames, consumer_groups
 from tools.supervisor import WorkerProcess, settings_env
 
 
@@ -141,20 +141,32 @@ def partitions_with_records(
     return holding | unsettled
 
 
+def app_lag(bootstrap_servers: str, app_id: str, names: TopicNames, **client_options: Any) -> int | None:
+    """Records the app's workers have not committed yet, over both of its consumer groups (Faust's
+    agents and the firehose stage: `consumer_groups`); None while either has not committed at all."""
+    total = 0
+    for group, topics in consumer_groups(app_id, names).items():
+        lag = group_lag(bootstrap_servers, group, list(topics), **client_options)
+        if lag is None:
+            return None
+        total += lag
+    return total
+
+
 def wait_caught_up(
     bootstrap_servers: str,
-    group_id: str,
-    topics: list[str],
+    app_id: str,
+    names: TopicNames,
     timeout: float,
     settle: float = 6.0,
     progress: Callable[[int | None], None] | None = None,
     **client_options: Any,
 ) -> bool:
-    """Wait until the group's lag is zero for `settle` seconds on end (nothing in flight)."""
+    """Wait until the app's lag is zero for `settle` seconds on end (nothing in flight)."""
     deadline = time.monotonic() + timeout
     zero_since: float | None = None
     while time.monotonic() < deadline:
-        lag = group_lag(bootstrap_servers, group_id, topics, **client_options)
+        lag = app_lag(bootstrap_servers, app_id, names, **client_options)
         if progress is not None:
             progress(lag)
         if lag == 0:

@@ -70,7 +70,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         value_serializer="raw",
     )
     metrics = Metrics()
-    topology = build_topology(app, settings, metrics)
+    topology = build_topology(app, settings, metrics, "127.0.0.1:9")  # never started here: no broker
     app.finalize()
     sent = Sent()
     for topic in (topology.account_events, topology.signal_claims, topology.usage, topology.eligibility, topology.dead_letter):

@@ -17,10 +17,11 @@ import pytest
 
 from localkafka import broker as local_broker
 from streams import usage_filter
+from streams.topics import firehose_group
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import hit
 from tests.support.worker import WorkerProcess, unique_topics
-from tools.workerpool import TopicSet, group_lag
+from tools.workerpool import TopicSet, app_lag, group_lag
 
 pytestmark = pytest.mark.integration
 
@@ -142,13 +143,13 @@ def test_sigterm_commits_everything_and_the_restarted_worker_still_knows_which_h
     local_broker.start()
     scene, worker = scene_with_usage(servers, tmp_path, "term", 50)
     assert worker.stop(signal.SIGTERM) == 0
-    assert group_lag(servers, scene.topics.app_id, [scene.topics.hits, f"{scene.topics.app_id}-account-events"]) == 0
+    assert app_lag(servers, scene.topics.app_id, scene.topics) == 0
 
     restarted = scene.worker()
     try:
         assert "usage filter: 50 accounts restored" in restarted.log_path.read_text(errors="replace")
         scene.send_hits("2026-03-02T10:00:00Z")
-        wait("the later hits to be committed", lambda: group_lag(servers, scene.topics.app_id, [scene.topics.hits]) == 0)
+        wait("the later hits to be committed", lambda: group_lag(servers, firehose_group(scene.topics.app_id), [scene.topics.hits]) == 0)
         assert restarted.metric("usage_detector_evidence_dropped_total") == 50
     finally:
         restarted.stop()
@@ -171,7 +172,7 @@ def test_a_sigkilled_worker_restarted_on_its_state_restores_the_filter_it_saved_
         assert "usage filter: 30 accounts restored" in restarted.log_path.read_text(errors="replace")
         scene.send_hits("2026-03-02T10:00:00Z")
         scene.send_hits("2026-02-28T10:00:00Z", ["kill-0"])  # earlier: must get through
-        wait("the later hits to be committed", lambda: group_lag(servers, scene.topics.app_id, [scene.topics.hits]) == 0)
+        wait("the later hits to be committed", lambda: group_lag(servers, firehose_group(scene.topics.app_id), [scene.topics.hits]) == 0)
         usage = scene.tail.records
         scene.tail.wait_for(
             "kill-0's usage to move earlier",

@@ -1,7 +1,7 @@
 import pytest
 
 from models.errors import InvalidRecord
-from streams.stages.route import decode_safely
+from streams.edge import decode_safely
 
 
 def test_a_failure_that_is_not_bad_input_becomes_an_unprocessable_dead_letter() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from streams.kafka_inputs import ISOLATION_LEVEL
-from streams.topics import Topics
+from streams.topics import Topics, consumer_groups
 from tools.bench.progress import Progress, human
 from tools.workerpool import TopicSet
 
@@ -147,13 +147,13 @@ def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
 
 
 class GroupWatch:
-    """Committed offsets of the worker's consumer group against the end offsets (kafka-python)."""
+    """Committed offsets of the workers' consumer groups against the end offsets (kafka-python)."""
 
     def __init__(self, servers: str, topics: TopicSet) -> None:
         from kafka import KafkaConsumer
         from kafka.admin import KafkaAdminClient
 
-        self.group = topics.app_id
+        self.groups = list(consumer_groups(topics.app_id, topics))
         self.inputs = topics.inputs
         self.internal = topics.internal
         self.admin = KafkaAdminClient(bootstrap_servers=servers, client_id="usage-detector-bench-watch")
@@ -171,8 +171,9 @@ class GroupWatch:
 
     def sample(self) -> tuple[int, int, int, int]:
         """(committed on inputs, end of inputs, committed on internal topics, end of internal)."""
-        offsets = self.admin.list_group_offsets({self.group: None}).get(self.group) or {}
-        committed = {tp: meta.offset for tp, meta in offsets.items()}
+        # The groups commit on different topics (the firehose on hits and capi, Faust on the rest).
+        offsets = self.admin.list_group_offsets(dict.fromkeys(self.groups))
+        committed = {tp: meta.offset for group in self.groups for tp, meta in (offsets.get(group) or {}).items()}
         out = []
         for topics in (self.inputs, self.internal):
             tps = [tp for topic in topics for tp in self.partitions(topic)]

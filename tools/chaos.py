@@ -246,6 +246,8 @@ class Report:
     accounts: int = 0
     bad_records: int = 0
     kills: int = 0
+    # Workers that SIGKILLed themselves between a firehose batch's acknowledged sends and its commit.
+    commit_kills: int = 0
     broker_restarts: int = 0
     rebalances: int = 0
     worker_starts: int = 0
@@ -277,7 +279,9 @@ def log(message: str) -> None:
 class Chaos:
     def __init__(self, settings: Settings, servers: str, args: argparse.Namespace, workdir: Path) -> None:
         self.settings, self.servers, self.args = settings, servers, args
-        self.pool = WorkerPool(settings, servers, workdir, reuse_state=args.reuse_state)
+        self.pool = WorkerPool(settings, servers, workdir, reuse_state=args.reuse_state, extra_env=self.arm_commit_kill)
+        self.commit_kills_armed = 0
+        self.faults_over = False  # from then on no new worker is armed: the last ones must stay
         self.report = Report(seed=args.seed)
         self.rng = random.Random(args.seed)
         self.produced = 0
@@ -324,6 +328,19 @@ class Chaos:
             localkafka.stop()
             time.sleep(2)
             localkafka.start()
+
+    def arm_commit_kill(self) -> dict[str, str]:
+        """For the first `--commit-kills` new workers: a SIGKILL of itself before committing one of its
+        first firehose batches (one started and killed before it read anything fires nothing)."""
+        if self.faults_over or self.commit_kills_armed >= self.args.commit_kills:
+            return {}
+        self.commit_kills_armed += 1
+        return {"USAGE_DETECTOR_FAULT_KILL_BEFORE_COMMIT_BATCH": str(self.rng.randint(1, self.args.commit_kill_within))}
+
+    def settling(self, lag: int | None) -> None:
+        # A worker armed before the faults ended may still kill itself: replace it, unarmed.
+        self.pool.scale(1)
+        log(f"waiting to catch up: lag {lag}")
 
     def _note_bad(self, topic: str, partition: int, offset: int) -> None:
         with self._lock:
@@ -377,6 +394,7 @@ class Chaos:
             target = 3 if scaled_up and not scaled_down else 1
             if len(self.pool.alive()) < target:
                 self.pool.scale(target)
+        self.faults_over = True
         self.pool.scale(1)
 
 
@@ -468,7 +486,7 @@ def run_chaos(args: argparse.Namespace) -> int:
                              "the run is void, start it again") from chaos.disturb_error
         chaos.report.caught_up = wait_caught_up(
             servers, settings.app_id, names, timeout=args.settle_timeout,
-            progress=lambda lag: log(f"waiting to catch up: lag {lag}"),
+            progress=chaos.settling,
         )
         outputs = read_outputs(servers, names)
         compare(chaos.report, expected, outputs, chaos.bad_offsets)
@@ -477,6 +495,7 @@ def run_chaos(args: argparse.Namespace) -> int:
         done.set()
         chaos.pool.stop_all()
     chaos.report.worker_starts = chaos.pool.started
+    chaos.report.commit_kills = chaos.pool.killed_itself
     chaos.report.seconds = round(time.monotonic() - started, 1)
     result = asdict(chaos.report) | {"ok": chaos.report.ok}
     print(json.dumps(result, indent=2))
@@ -496,6 +515,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="dense: many hits per account, as in production; sparse: every record shows in its "
                              "account's outcome, so a single lost record is seen")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of a random worker")
+    parser.add_argument("--commit-kills", type=int, default=10,
+                        help="at most this many new workers SIGKILL themselves between a firehose batch's acknowledged "
+                             "sends and its commit (a moment random kills rarely hit)")
+    parser.add_argument("--commit-kill-within", type=int, default=40,
+                        help="an armed worker kills itself before committing one of its first this many forwarding batches")
     parser.add_argument("--broker-restarts", type=int, default=1)
     parser.add_argument("--rate", type=float, default=8000.0, help="records produced per second")
     parser.add_argument("--seed", type=int, default=1)

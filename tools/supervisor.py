@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.settings import Settings
 
@@ -56,7 +57,8 @@ class WorkerProcess:
     """
 
     def __init__(self, env: Mapping[str, str], log_path: Path, own_session: bool = False) -> None:
-        self.env = {**os.environ, **env}
+        # Unbuffered: a worker killed with SIGKILL (chaos) leaves its last lines in its log.
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
         self.env.setdefault("USAGE_DETECTOR_WEB_PORT", str(free_port()))
         self.port = int(self.env["USAGE_DETECTOR_WEB_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -129,6 +131,11 @@ class WorkerProcess:
         except OSError:
             pass
         return 0
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples on the worker's /metrics, over all its labels."""
+        families = text_string_to_metric_families(httpx.get(f"{self.url}/metrics", timeout=5.0).text)
+        return sum(sample.value for family in families for sample in family.samples if sample.name == name)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the worker process so far (all its threads)."""

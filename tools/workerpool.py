@@ -54,12 +54,16 @@ class WorkerPool:
     started: int = 0
     state_of: dict[int, Path] = field(default_factory=dict)  # by pid
     vacant_states: list[Path] = field(default_factory=list)
+    # More environment for each new worker, asked at its start (chaos arms fault injection with it).
+    extra_env: Callable[[], dict[str, str]] = dict
+    killed_itself: int = 0  # workers that ended by SIGKILL the pool did not send (injected faults)
+    _stopping: set[int] = field(default_factory=set)  # pids the pool sent a signal to
 
     def start(self) -> WorkerProcess:
         """A new worker with its own port, and its own state folder (see `reuse_state`)."""
         self.started += 1
         state = self.vacant_states.pop(0) if self.vacant_states else self.workdir / f"state-{self.started}"
-        env = {**settings_env(self.settings, self.bootstrap_servers), "USAGE_DETECTOR_STATE_DIR": str(state)}
+        env = {**settings_env(self.settings, self.bootstrap_servers), "USAGE_DETECTOR_STATE_DIR": str(state), **self.extra_env()}
         env.pop("USAGE_DETECTOR_WEB_PORT", None)  # each worker its own
         worker = WorkerProcess(env, self.workdir / f"worker-{self.started}.log")
         self.processes.append(worker)
@@ -73,12 +77,15 @@ class WorkerPool:
                 running.append(process)
                 continue
             state = self.state_of.pop(process.pid)
+            if process.process.returncode == -signal.SIGKILL and process.pid not in self._stopping:
+                self.killed_itself += 1
             if self.reuse_state:  # it exited: its files (and RocksDB's locks) are free again
                 self.vacant_states.append(state)
         self.processes = running
         return self.processes
 
     def kill(self, process: WorkerProcess, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        self._stopping.add(process.pid)
         process.stop(sig, timeout)
         self.alive()
 

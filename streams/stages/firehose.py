@@ -207,6 +207,8 @@ class Firehose(Service):
         consumer, producer, c = self._consumer, self._producer, self.config
         assert consumer is not None and producer is not None
         async with self._in_flight:
+            if self.should_stop:  # fetched as the worker stopped: the partitions' next owner reads it
+                return
             now_ms = time.time_ns() // 1_000_000
             shares = {tp: self.sorter.sort(tp.topic, tp.partition, records, now_ms) for tp, records in batch.items()}
             pending: list[asyncio.Future[Any]] = []

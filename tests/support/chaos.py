@@ -14,6 +14,7 @@ def run_chaos(bootstrap_servers: str, tmp_path: Path, *options: str) -> tuple[di
         str(Path(sys.executable).with_name("usage-detector")), "chaos",
         "--kafka-bootstrap-servers", bootstrap_servers,
         "--records", "8000", "--accounts", "400", "--kills", "3", "--broker-restarts", "0",
+        "--commit-kills", "3", "--commit-kill-within", "3",
         "--rate", "1500", "--settle-timeout", "240",
         "--workdir", str(tmp_path / "workers"), "--output", str(report_path), *options,
     ]

@@ -5,9 +5,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from tools import supervisor
 from tools.supervisor import free_port
 from tools.workerpool import TopicSet
@@ -42,8 +39,3 @@ class WorkerProcess(supervisor.WorkerProcess):
             return super().wait_ready(timeout)
         except supervisor.WorkerExited as exc:
             raise AssertionError(str(exc)) from None
-
-    def metric(self, name: str) -> float:
-        """The sum of a metric's samples on /metrics, over all its labels."""
-        families = text_string_to_metric_families(httpx.get(f"{self.url}/metrics").text)
-        return sum(sample.value for family in families for sample in family.samples if sample.name == name)

@@ -19,6 +19,7 @@ from streams.topics import (
     Role,
     TopicNames,
     Topics,
+    consumer_groups,
     mismatches,
     wait_until_served,
 )
@@ -143,6 +144,18 @@ def test_the_topology_declares_its_tables_and_internal_topics_as_the_registry_do
     consumed = {name: agent.channel for agent in detector.app.agents.values() for name in agent.channel.topics}
     for spec in (REGISTRY.account_events, REGISTRY.signal_claims):
         assert consumed[spec.name].partitions == spec.partitions
+
+
+def test_each_topic_the_workers_read_is_committed_by_the_group_that_reads_it() -> None:
+    """The tools' lag (`app_lag`) sums the groups: a topic in the wrong one would never catch up."""
+    detector = create_app(SETTINGS, "127.0.0.1:1")
+    faust_reads = {name for agent in detector.app.agents.values() for name in agent.channel.topics}
+    firehose = detector.topology.firehose.config
+    groups = consumer_groups("app", REGISTRY.names)
+    assert set(groups) == {"app", "app-firehose"} and firehose.group_id == "app-firehose"
+    assert set(groups["app"]) == faust_reads and groups["app-firehose"] == firehose.topics
+    assert set(groups["app"]) | set(firehose.topics) == {*REGISTRY.names.inputs, *REGISTRY.names.internal}
+    assert set(groups["app"]).isdisjoint(firehose.topics)
 
 
 def test_a_topic_set_names_every_topic_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,19 +7,24 @@ One run, one broker, fresh topics and app ids (`bench-<tag>...`, deleted at the 
 2. detector   a `usage-detector worker` subprocess processes the same topics from the start
               until caught up (its consumer group's committed offsets reach the end offsets of
               the inputs and of its internal topics); records/s and the ratio 2/1;
-3. lag        the same worker, fed at a steady half of rate 2: usage-start lag from the input
+3. lag        the same worker, fed hits at a steady half of its steady rate in 2, among them
+              the first hits of new accounts (--lag-starts a second): usage-start lag from the input
               record's timestamp to its `usage.state` record's, both LogAppendTime (the
               broker's clock);
 4. scale      per account count (10k, 100k, 1M): a fresh worker learns every account until
-              caught up, is stopped, the steady hits over those accounts are produced, and the
-              worker restarted on its state reads them: steady-state hits/s, and its RSS
-              (every point's steady hits hold as many usage starts: the smallest point's);
+              caught up, is stopped, the steady hits over those accounts are produced, the raw
+              consumer of stage 1 reads the same hits topic, and the worker restarted on its
+              state reads them: steady-state hits/s, the ratio to the raw consumer, CPU µs a
+              hit, and its RSS (every point's steady hits hold as many usage starts: the
+              smallest point's);
 5. restart    the largest scale worker is stopped, more records arrive, a new worker starts
               on the same state: time to healthy and to caught up;
 6. lookup     two workers share fresh accounts; GET /accounts/{id} through the first, of
               accounts it holds (local) and of the other's (routed, by Faust's table
               routing), at a fixed rate and at the maximum, idle and under a firehose of
-              hits: p50/p95/p99/max latency and requests/s of each.
+              hits: p50/p95/p99/max latency and requests/s of each;
+7. share      two workers on fresh topics, then the hits: each one's share of the firehose
+              (hits its firehose stage read) and the total records/s.
 
 Prints a table, writes JSON (with the machine and the settings) and a PNG of the scale curve
 (matplotlib, from the `bench` extra) under bench/results/.
@@ -65,6 +70,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="share of trial accounts in the scale stage (each costs ~10 internal events: claims, verdicts; default 0.1)",
     )
     bench.add_argument("--lag-seconds", type=float, default=None, help="how long the lag stage produces (default 30)")
+    bench.add_argument("--lag-starts", type=float, default=50.0,
+                       help="usage starts per second among the lag stage's hits (first hits of new accounts; default 50)")
     bench.add_argument("--restart-hits", type=count, default=None, help="hits that arrive while the worker is down (default 50k)")
     bench.add_argument("--lookup-accounts", type=count, default=None, help="accounts of the lookup stage (default 2k; 200 with --tiny)")
     bench.add_argument("--lookup-rate", type=float, default=None, help="lookups/s of its fixed-rate runs (default 500; 100 with --tiny)")
@@ -104,6 +111,7 @@ def options_from(args: argparse.Namespace) -> Options:
         scale_accounts=scale or ((500, 1_000) if tiny else DEFAULT_SCALE),
         scale_hits=args.scale_hits or (3_000 if tiny else 500_000),
         lag_seconds=args.lag_seconds or (3.0 if tiny else 30.0),
+        lag_starts_per_s=args.lag_starts,
         restart_hits=args.restart_hits or (500 if tiny else 50_000),
         partitions=args.partitions,
         out=args.out,

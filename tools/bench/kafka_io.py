@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -79,14 +78,11 @@ async def produce(servers: str, topic: str, records: list[tuple[bytes, bytes]], 
     return time.monotonic() - started
 
 
-async def raw_consume(
-    servers: str, topics: list[str], expected: int, progress: Progress, handle: Callable[[Any], object] | None = None
-) -> dict[str, float]:
+async def raw_consume(servers: str, topics: list[str], expected: int, progress: Progress) -> dict[str, float]:
     """The baseline: read every record from the start and decode it with orjson.
 
-    Timed like the worker: from the moment it has its partitions to the last record decoded.
-    With `handle`, each record goes to it instead (a reference: the detector's own routing
-    work without Faust around it).
+    Timed like the worker: from the moment it has its partitions to the last record decoded; its
+    CPU time (this process's) per record beside it, comparable with the worker's.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -100,50 +96,27 @@ async def raw_consume(
         await consumer.seek_to_beginning(*partitions)
         count = nbytes = keys = 0
         first = last = time.monotonic()
+        cpu_first = time.process_time()
         while count < expected:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for messages in batches.values():
                 for message in messages:
-                    if handle is None:
-                        keys += len(orjson.loads(message.value))
-                    else:
-                        handle(message)
+                    keys += len(orjson.loads(message.value))
                     nbytes += len(message.value)
                 count += len(messages)
             last = time.monotonic()
-            progress(f"{'baseline' if handle is None else 'route without Faust'}: {human(count)}/{human(expected)} records")
+            progress(f"baseline: {human(count)}/{human(expected)} records")
+        cpu = time.process_time() - cpu_first
     finally:
         await consumer.stop()
     seconds = max(last - first, 1e-6)
-    return {"records": count, "seconds": seconds, "records_per_s": count / seconds, "mb_per_s": nbytes / seconds / 1e6}
-
-
-def route_without_faust(topics: TopicSet) -> Callable[[Any], object]:
-    """route-inputs' own work per record (the fast lane, else full decode and translation, the
-    usage filter), on a raw consumer: what the routing costs without Faust's per-message machinery.
-    Sends are left out (only usage starts and dead letters send)."""
-    from models.errors import InvalidRecord
-    from policy.translate import Translator
-    from streams.edge import edge_decoders
-    from streams.hit_gate import DominatedHits
-    from streams.usage_filter import EarliestForwarded
-
-    forwarded = EarliestForwarded(1_000_000)
-    limit = 262_144
-    dominated = DominatedHits(forwarded, limit)
-    decoders = edge_decoders(topics, Translator(b"bench"), limit)
-
-    def handle(message: Any) -> object:
-        if message.topic == topics.hits and dominated(message.value):
-            return None
-        try:
-            record = decoders[message.topic](message.value)
-        except InvalidRecord as error:
-            return error
-        evidence = getattr(record, "evidence", None)
-        return forwarded.admit(record.account_id, evidence.received_at) if evidence is not None else record
-
-    return handle
+    return {
+        "records": count,
+        "seconds": seconds,
+        "records_per_s": count / seconds,
+        "mb_per_s": nbytes / seconds / 1e6,
+        "cpu_us_per_record": cpu / max(1, count) * 1e6,
+    }
 
 
 class GroupWatch:

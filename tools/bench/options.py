@@ -31,6 +31,7 @@ class Options:
     scale_accounts: tuple[int, ...]
     scale_hits: int
     lag_seconds: float
+    lag_starts_per_s: float
     restart_hits: int
     partitions: int
     out: Path
@@ -56,6 +57,7 @@ def bench_settings(o: Options) -> dict[str, Any]:
             "scale_hits": o.scale_hits,
             "scale_trial_share": o.scale_trial_share,
             "lag_seconds": o.lag_seconds,
+            "lag_starts_per_s": o.lag_starts_per_s,
             "restart_hits": o.restart_hits,
             "partitions": o.partitions,
             "input_partitions": INPUT_PARTITIONS,

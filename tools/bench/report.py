@@ -79,9 +79,6 @@ def table(results: dict[str, Any]) -> str:
     if "baseline" in results:
         b = results["baseline"]
         rows.append(("1 baseline (aiokafka + orjson)", f"{b['records_per_s']:,.0f} records/s", f"{b['records']:,} in {b['seconds']:.1f}s"))
-    if "route_without_faust" in results:
-        f = results["route_without_faust"]
-        rows.append(("  reference: route-inputs' work, no Faust", f"{f['records_per_s']:,.0f} records/s", f"{f['ratio']:.3f} of baseline"))
     if "detector" in results:
         d = results["detector"]
         ratio = f"ratio 2/1 = {d['ratio']:.3f}" if "ratio" in d else ""
@@ -99,7 +96,8 @@ def table(results: dict[str, Any]) -> str:
             continue
         rows.append((
             f"4 scale {human(row['accounts'])} accounts",
-            f"{row['hits_per_s']:,.0f} hits/s",
+            f"{row['hits_per_s']:,.0f} hits/s"
+            + (f" = {row['ratio']:.2f} of raw, {row['cpu_us_per_hit']:.1f} µs CPU a hit" if "ratio" in row else ""),
             (
                 f"RSS {row['rss_bytes'] / 2**20:,.0f} MiB = {row['bytes_per_account']:,.0f} B/account"
                 f" (+{row['added_bytes_per_account']:,.0f}); disk {row['state_dir_bytes'] / 2**20:,.0f} MiB"
@@ -118,6 +116,10 @@ def table(results: dict[str, Any]) -> str:
                 f"max {top['requests_per_s']:,.0f}/s ({top['concurrency']} in flight): p50 {top['p50_ms']:.1f} / p99 {top['p99_ms']:.1f} ms",
                 f"workers' CPU {sum(top['worker_cpu_us_per_lookup']):,.0f} µs a lookup",
             ))  # fmt: skip
+    if "share" in results:
+        s = results["share"]
+        rows.append(("7 share: two workers", f"{s['records_per_s']:,.0f} records/s", "shares " + " / ".join(
+            f"{w['share']:.0%} ({w['records_read']:,.0f} read, {w['cpu_s']:.0f} s CPU)" for w in s["workers"])))
     width = [max(len(row[i]) for row in rows if len(row) > i) for i in range(max(map(len, rows), default=0))]
     for row in rows:
         lines.append("  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)))

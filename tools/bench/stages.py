@@ -26,18 +26,18 @@ from tools.bench.kafka_io import (
     fresh_topics,
     produce,
     raw_consume,
-    route_without_faust,
 )
 from tools.bench.lookup import lookup_stage
 from tools.bench.options import Options, bench_settings
 from tools.bench.profile import start_profile, summarise_profile
 from tools.bench.progress import Progress, human
 from tools.bench.report import machine, quantile
+from tools.bench.share import share_stage
 from tools.bench.workload import HitMaker, Workload
 from tools.supervisor import WorkerExited, WorkerProcess
 from tools.workerpool import TopicSet
 
-STAGES = ("throughput", "lag", "scale", "restart", "lookup")
+STAGES = ("throughput", "lag", "scale", "restart", "lookup", "share")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
@@ -107,12 +107,6 @@ class Bench:
             baseline = asyncio.run(raw_consume(self.servers, list(topics.inputs), workload.total, self.progress))
             self.results["baseline"] = baseline
             self.progress.done(f"baseline: {human(baseline['records_per_s'])} records/s (raw aiokafka + orjson)")
-            reference = asyncio.run(
-                raw_consume(self.servers, list(topics.inputs), workload.total, self.progress, route_without_faust(topics))
-            )
-            reference["ratio"] = reference["records_per_s"] / baseline["records_per_s"]
-            self.results["route_without_faust"] = reference
-            self.progress.done(f"route without Faust: {human(reference['records_per_s'])} records/s (a reference, not the detector)")
         worker = self.worker(topics, self.workdir / "tp-state")
         ready = worker.wait_ready(HEALTH_TIMEOUT_S, poll_s=0.05)
         watch = GroupWatch(self.servers, topics)
@@ -143,7 +137,9 @@ class Bench:
             profiler.wait()
             self.record_profile("throughput")
         if "lag" in o.stages:
-            self.results["lag"] = asyncio.run(self.lag(topics, worker, rate / 2, workload))
+            # Half the steady rate: the first seconds of a catch-up are Faust's, learning the accounts.
+            steady = self.results["detector"]["steady_records_per_s"]
+            self.results["lag"] = asyncio.run(self.lag(topics, worker, steady / 2, workload))
             lag = self.results["lag"]
             self.progress.done(f"lag: p50 {lag['p50_ms']:.0f} ms, p95 {lag['p95_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms")
         watch.close()
@@ -167,7 +163,7 @@ class Bench:
         await producer.start()
         maker = HitMaker(99)
         rng = random.Random(5)
-        new_share = 0.02
+        new_share = min(1.0, o.lag_starts_per_s / rate)  # usage starts cost Faust's agents ~1 ms each: a set rate
         sent: dict[str, asyncio.Future[Any]] = {}
         count = 0
         first_new = o.accounts + 1_000_000
@@ -273,6 +269,8 @@ class Bench:
                 learnt_in = measure_catch_up(watch, worker, self.progress, f"{what} learning", o.timeout, max_rss=o.max_rss)
                 worker.stop(timeout=STOP_TIMEOUT_S)
                 self.prefill(topics, f"{what} steady", workload.hit_records[workload.warm_hits :], [])
+                # The raw consumer on the same hits (all of the topic), the worker stopped meanwhile.
+                baseline = asyncio.run(raw_consume(self.servers, [topics.hits], workload.warm_hits + span, self.progress))
                 worker = self.worker(topics, state_dir)  # the same state: it knows every account
                 worker.wait_ready(o.timeout, poll_s=0.05)
                 # The steady part's profile: from when the worker has learnt every account.
@@ -326,6 +324,8 @@ class Bench:
                 "hits_per_s": steady,
                 "cpu_us_per_hit": caught.cpu_per_record_between(warm + int(span * 0.1), warm + int(span * 0.9))
                 or caught.cpu[-1] / span * 1e6,  # a window too short for the CPU clock: all of it
+                "baseline": baseline,
+                "ratio": steady / baseline["records_per_s"],
                 "records_per_s_overall": workload.total / caught.seconds,
                 "rss_bytes": rss,
                 "idle_rss_bytes": idle_rss,
@@ -336,7 +336,8 @@ class Bench:
             }
             rows.append(row)
             self.progress.done(
-                f"{what}: {human(steady)} hits/s steady, RSS {rss / 2**20:.0f} MiB"
+                f"{what}: {human(steady)} hits/s steady ({row['ratio']:.2f} of the raw consumer's "
+                f"{human(baseline['records_per_s'])}/s), {row['cpu_us_per_hit']:.1f} µs CPU a hit, RSS {rss / 2**20:.0f} MiB"
                 f" ({row['bytes_per_account']:.0f} B/account)"
             )
             watch.close()
@@ -428,6 +429,9 @@ class Bench:
                 self.scale()
             if "lookup" in o.stages:
                 self.lookup()
+            if "share" in o.stages:
+                self.results["share"] = share_stage(self)
+                self.save()
         except (BenchFailed, WorkerExited, KeyboardInterrupt) as exc:
             self.results["error"] = str(exc) or exc.__class__.__name__
             self.results["worker_logs"] = str(self.workdir)  # kept for a look at what went wrong

@@ -1,7 +1,7 @@
 """The firehose's fast lane: recognise, cheaply, a hit that is valid and changes nothing.
 
 Most hits come from accounts whose usage started long ago. Such a hit cannot move the usage
-start (an earlier hit of the account was already forwarded), so route-inputs drops it. Dropping
+start (an earlier hit of the account was already forwarded), so the firehose stage drops it. Dropping
 must not hide an invalid record, though: every invalid hit still goes to the dead-letter topic
 with its code. So the fast lane only answers "certainly valid, here is its received_at" for a
 hit it can check completely with plain Python on the parsed JSON, and `None` ("not sure") for

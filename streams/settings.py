@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     )
     kafka_ssl_check_hostname: bool = Field(True, description="check the broker's host name against its certificate")
     judge_batch_s: float = Field(
-        0.5, gt=0, le=10, description="how long judge-signals gathers claims to judge each signal's together (fewer verdicts in a burst)"
+        1.0, gt=0, le=10, description="how long judge-signals gathers claims to judge each signal's together (fewer verdicts in a burst)"
     )
 
     @field_validator("never_evidence", mode="before")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from itertools import islice
+from itertools import islice, pairwise
 
+import faust.stores.rocksdb
+import faust.streams
+import faust.tables.base
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +33,7 @@ from policy.abuse import (
 from policy.account import apply
 from policy.oracle import Outcome, run
 from policy.translate import Translator
+from tests.support.upstream import Pins, assert_unchanged
 
 KEY = b"test-signal-key"
 translate = Translator(KEY)
@@ -496,7 +500,7 @@ def storm_batches(draw: st.DrawFn) -> list[list[SignalClaim]]:
     one_by_one = rnd.randrange(len(arrival))  # and a stretch judged one claim at a time
     cuts |= set(range(max(1, one_by_one), min(len(arrival), one_by_one + 40)))
     bounds = [0, *sorted(cuts), len(arrival)]
-    return [arrival[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
+    return [arrival[start:end] for start, end in pairwise(bounds)]
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -555,7 +559,7 @@ def test_a_replayed_batch_resends_the_standings_it_changed_with_the_same_seq() -
     state = None
     for claim in placeholder_claims(range(10, 100)):
         state = judge(state, claim).state
-    batch = placeholder_claims(range(0, 10))[::-1] + placeholder_claims(range(100, 110))
+    batch = placeholder_claims(range(10))[::-1] + placeholder_claims(range(100, 110))
     judgement = judge_together(state, batch)
     assert len(judgement.verdicts) == 110  # the ten early ones moved every later account
     # Half of it read again (acct-0000 among them): every standing from the earliest on, as sent.
@@ -566,3 +570,19 @@ def test_a_replayed_batch_resends_the_standings_it_changed_with_the_same_seq() -
     tail = judge_together(judgement.state, batch[10:])
     assert [v.account_id for v in tail.verdicts] == [f"acct-{n:04d}" for n in range(100, 110)]
     assert {v.seq for v in tail.verdicts} == {judgement.state.seq}
+
+
+# judge-signals (streams/stages/signals.py) relies on Faust's take_events acking a batch's events
+# only when the next batch is asked for (after its verdicts are sent and the table written), and
+# on tables finding the partition of a read or write from the current event's context variable.
+UPSTREAM: Pins = {
+    "Stream.take_events": (faust.streams.Stream.take_events.__wrapped__, "607d48aead11"),  # type: ignore[attr-defined]
+    "current_event": (faust.streams.current_event, "3b821f1a78d8"),
+    "Collection.partition_for_key": (faust.tables.base.Collection.partition_for_key, "3b2291811b8d"),
+    "rocksdb Store._set": (faust.stores.rocksdb.Store._set, "4227e561e288"),
+}
+
+
+@pytest.mark.parametrize("name", UPSTREAM)
+def test_the_faust_code_the_judges_batches_rely_on_is_unchanged(name: str) -> None:
+    assert_unchanged(UPSTREAM, name, "streams/stages/signals.py")

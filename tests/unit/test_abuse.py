@@ -576,7 +576,7 @@ def test_a_replayed_batch_resends_the_standings_it_changed_with_the_same_seq() -
 # only when the next batch is asked for (after its verdicts are sent and the table written), and
 # on tables finding the partition of a read or write from the current event's context variable.
 UPSTREAM: Pins = {
-    "Stream.take_events": (faust.streams.Stream.take_events.__wrapped__, "607d48aead11"),  # type: ignore[attr-defined]
+    "Stream.take_events": (faust.streams.Stream.take_events.__wrapped__, "607d48aead11"),  # the method under its buffer tracking
     "current_event": (faust.streams.current_event, "3b821f1a78d8"),
     "Collection.partition_for_key": (faust.tables.base.Collection.partition_for_key, "3b2291811b8d"),
     "rocksdb Store._set": (faust.stores.rocksdb.Store._set, "4227e561e288"),

@@ -132,6 +132,7 @@ END: Position = (2**63, "")
 # An AbuseVerdict's linked, counted and earliest (as trial start and account id: verdicts are made
 # of the few standings that changed, not of every one compared).
 Standing = tuple[bool, int, tuple[tuple[int, str], ...]]
+UNLINKED: Standing = (False, 0, ())
 Passed = tuple[int, str, frozenset[str]]  # a claimant's trial start, account id and lower digests
 
 
@@ -208,7 +209,7 @@ def judge(state: SignalState | None, claim: SignalClaim) -> Judgement:
 
 def judge_together(state: SignalState | None, claims: Sequence[SignalClaim]) -> Judgement:
     """Apply claims of one signal in their order; give one verdict to each account whose standing
-    differs between the state before them all and after, and to each claimant.
+    differs between the state before them all and after (no verdict stands for unlinked).
 
     Claims arrive out of trial order (claims of many partitions interleave): judged one by one, an
     earlier trial arriving after later ones changes the standing of every later account, a verdict
@@ -230,6 +231,7 @@ def judge_together(state: SignalState | None, claims: Sequence[SignalClaim]) -> 
     seq = before.seq
     since: list[Position] = []  # where each claim's effect starts
     repair: list[Position] = []  # the same, of the claims that changed nothing
+    repeated: set[str] = set()  # their accounts: told their standing again
     for claim in claims:
         account = claim.account_id
         prior = claimants.get(account)
@@ -243,6 +245,7 @@ def judge_together(state: SignalState | None, claims: Sequence[SignalClaim]) -> 
         since.append(start)
         if new == prior:
             repair.append(start)
+            repeated.add(account)
         else:
             seq += 1
     after = SignalState(signal=before.signal, claimants=claimants, seq=seq) if seq != before.seq else before
@@ -250,11 +253,12 @@ def judge_together(state: SignalState | None, claims: Sequence[SignalClaim]) -> 
     earlier = _walk_before(claimants, first)  # the same before the claims: they moved only at or after `first`
     now = _standings_from(claimants, first, earlier)
     then = _standings_from(before.claimants, first, earlier) if claimants != before.claimants else now
+    # An account without a verdict on a signal stands unlinked on it: one that joins or leaves the
+    # signal unlinked is told nothing (most trials' signals are their own).
     resent = min(repair, default=END)
-    concerned = {a for a, standing in now.items() if then.get(a) != standing or _at(a, claimants[a]) >= resent}
-    concerned |= {claim.account_id for claim in claims}
-    no_standing: Standing = (False, 0, ())
-    standings = {a: now.get(a, no_standing) for a in sorted(concerned)}
+    concerned = {a for a in now.keys() | {c.account_id for c in claims} if then.get(a, UNLINKED) != now.get(a, UNLINKED)}
+    concerned |= {a for a in now if _at(a, claimants[a]) >= resent} | repeated
+    standings = {a: now.get(a, UNLINKED) for a in sorted(concerned)}
     return Judgement(state=after, verdicts=_verdicts(after, standings), changed=after is not before)
 
 

@@ -97,7 +97,7 @@ def test_judge_links_later_claimants_to_earlier_ones_and_ties_go_to_the_smaller_
     judgement = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=100))
     state, verdicts = judgement.state, judgement.verdicts
     assert judgement.changed
-    assert standing_of(verdicts) == {"a": (), "c": ("a",), "b": ("a", "c")}
+    assert standing_of(verdicts) == {"c": ("a",), "b": ("a", "c")}  # "a" joins unlinked: no verdict stands for that
     assert {v.seq for v in verdicts} == {3}
     # A claim repeated changes nothing, and says so again with the same seq.
     judgement = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=100))
@@ -108,7 +108,7 @@ def test_judge_links_later_claimants_to_earlier_ones_and_ties_go_to_the_smaller_
     judgement = judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=None))
     state, verdicts = judgement.state, judgement.verdicts
     assert judgement.changed
-    assert standing_of(verdicts) == {"a": (), "b": ("c",), "c": ()}
+    assert standing_of(verdicts) == {"b": ("c",), "c": ()}  # "a" leaves unlinked
     # Withdrawing it again, or a claim that was never made, changes nothing either.
     assert not judge(state, SignalClaim(signal=s, account_id="a", trial_started_at=None)).changed
     assert not judge(state, SignalClaim(signal=s, account_id="z", trial_started_at=None)).changed
@@ -218,7 +218,7 @@ def test_only_the_events_that_made_the_claims_make_them_again() -> None:
     assert {c.signal.digest for c in apply(state, first, now=6).claims} == claimed
     assert apply(state, later, now=6).claims == ()  # a later hit never claimed anything
     claim = apply(None, trial, now=1).claims[0]
-    assert apply(state, judge(None, claim).verdicts[0], now=6).claims == ()
+    assert apply(state, AbuseVerdict(account_id="acct", signal=claim.signal, seq=1, linked=True), now=6).claims == ()
 
 
 def expected_abuse(outcome, account: str) -> AbuseSummary:
@@ -289,8 +289,8 @@ def test_a_claim_in_trial_order_costs_one_verdict_however_many_share_the_signal(
         (claim,) = apply(None, trial, now=0).claims
         judgement = judge(state, claim)
         state, verdicts = judgement.state, judgement.verdicts
-        assert [v.account_id for v in verdicts] == [trial.account_id]
-        assert verdicts[0].counted == n and len(verdicts[0].earliest) == min(n, LINKED_ACCOUNTS_SHOWN)
+        assert [v.account_id for v in verdicts] == ([trial.account_id] if n else [])  # the first stands unlinked: no verdict
+        assert all(v.counted == n and len(v.earliest) == min(n, LINKED_ACCOUNTS_SHOWN) for v in verdicts)
 
 
 def test_in_trial_order_each_account_publishes_at_most_two_eligibility_records() -> None:
@@ -320,8 +320,8 @@ def test_an_earlier_claim_arriving_late_changes_only_the_standings_it_changes() 
         state = judge(state, SignalClaim(signal=s, account_id=f"acct-{n:02d}", trial_started_at=n)).state
     judgement = judge(state, SignalClaim(signal=s, account_id="acct-00", trial_started_at=0))
     state, verdicts = judgement.state, judgement.verdicts
-    # Everyone's count grows; the new earliest enters every list.
-    assert len(verdicts) == 41
+    # Everyone's count grows; the new earliest enters every list (and stands unlinked: no verdict).
+    assert len(verdicts) == 40
     assert all(v.earliest[0].account_id == "acct-00" for v in verdicts if v.account_id != "acct-00")
     # A claim moving between two late positions touches only the accounts it passes (a tie at 35
     # goes to the smaller id, so acct-35 stays behind it, unchanged).
@@ -515,12 +515,12 @@ def test_claims_in_any_order_and_any_batches_end_right_with_one_verdict_per_chan
         before = true_standings(state) if state is not None else {}
         judgement = judge_together(state, batch)
         after = true_standings(judgement.state)
-        # Work in proportion to what changed: a verdict to each claimant of the batch, and to each
-        # account whose standing differs before and after it (or that a claim repeated may have
-        # missed), one each.
+        # Work in proportion to what changed: a verdict to each account whose standing differs
+        # before and after the batch (or that a claim repeated may have missed), one each.
         received = [v.account_id for v in judgement.verdicts]
         assert len(received) == len(set(received))
-        changed = {a for a in after if before.get(a) != after[a]} | {c.account_id for c in batch}
+        unlinked = (False, 0, ())  # no verdict says as much
+        changed = {a for a in after.keys() | {c.account_id for c in batch} if before.get(a, unlinked) != after.get(a, unlinked)}
         assert changed <= set(received)
         if not repeats(state, batch):
             assert set(received) == changed  # nothing more
@@ -545,7 +545,7 @@ def test_a_storm_judged_together_costs_each_account_one_verdict_whatever_its_ord
     storm = placeholder_claims(range(1_000))
     random.Random(15).shuffle(storm)
     judgement = judge_together(None, storm)
-    assert sorted(v.account_id for v in judgement.verdicts) == sorted(c.account_id for c in storm)
+    assert sorted(v.account_id for v in judgement.verdicts) == [f"acct-{n:04d}" for n in range(1, 1_000)]  # the first: unlinked
     assert all(v.counted == int(v.account_id[5:]) for v in judgement.verdicts)
     assert judgement.state.seq == 1_000  # counted as one by one
     # Later trials, together and in any order: a verdict each, nothing for the accounts before them.
@@ -561,11 +561,12 @@ def test_a_replayed_batch_resends_the_standings_it_changed_with_the_same_seq() -
         state = judge(state, claim).state
     batch = placeholder_claims(range(10))[::-1] + placeholder_claims(range(100, 110))
     judgement = judge_together(state, batch)
-    assert len(judgement.verdicts) == 110  # the ten early ones moved every later account
+    assert len(judgement.verdicts) == 109  # the ten early ones moved every later account (the first stands unlinked)
     # Half of it read again (acct-0000 among them): every standing from the earliest on, as sent.
     replay = judge_together(judgement.state, batch[1::2])
     assert not replay.changed and replay.state == judgement.state
-    assert sorted(replay.verdicts, key=lambda v: v.account_id) == sorted(judgement.verdicts, key=lambda v: v.account_id)
+    again = {v.account_id: v for v in replay.verdicts}
+    assert all(again[v.account_id] == v for v in judgement.verdicts) and len(again) == 110  # and acct-0000's own
     # Only its later claims read again: only the standings from the earliest of them on.
     tail = judge_together(judgement.state, batch[10:])
     assert [v.account_id for v in tail.verdicts] == [f"acct-{n:04d}" for n in range(100, 110)]

@@ -126,7 +126,7 @@ class StormRun:
         published: Counter[str] = Counter()
         wrong = len(expected)
         try:
-            started = time.monotonic()
+            started, cpu = time.monotonic(), self.worker.cpu_seconds()
             await produce(self.servers, self.topics.billing, storm_trials(prefix, self.plan.accounts, latest_first), self.progress, what)
             while wrong and time.monotonic() - started < self.plan.settle_timeout_s:
                 self.worker.check_running()
@@ -141,7 +141,7 @@ class StormRun:
                             latest[account] = (record["version"], AbuseSummary.model_validate(record["abuse"]))
                 wrong = sum(1 for account, abuse in expected.items() if account not in latest or latest[account][1] != abuse)
                 self.progress(f"{what}: {len(expected) - wrong}/{len(expected)} accounts right, {sum(published.values())} records")
-            seconds = time.monotonic() - started
+            seconds, cpu = time.monotonic() - started, self.worker.cpu_seconds() - cpu
         finally:
             await consumer.stop()
         counts = [published[account] for account in expected]
@@ -149,13 +149,14 @@ class StormRun:
             "accounts": len(expected),
             "settled": not wrong,
             "seconds": seconds,
+            "worker_cpu_seconds": cpu,  # less disturbed by a busy machine than the seconds
             "wrong_accounts": wrong,
             "eligibility_records": sum(counts),
             "records_per_account_mean": sum(counts) / len(counts),
             "records_per_account_max": max(counts),
         }
         self.progress.done(
-            f"{what}: {'settled' if not wrong else f'NOT settled ({wrong} accounts wrong)'} in {seconds:.1f}s;"
+            f"{what}: {'settled' if not wrong else f'NOT settled ({wrong} accounts wrong)'} in {seconds:.1f}s ({cpu:.1f}s of the worker's CPU);"
             f" eligibility records per account: mean {result['records_per_account_mean']:.2f}, max {result['records_per_account_max']}"
         )
         return result

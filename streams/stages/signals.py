@@ -8,7 +8,8 @@ sharing one placeholder device) arrive out of trial order, interleaved from the 
 process-accounts, and judged one by one each early trial arriving late would send a verdict to
 every later account. A batch is what Faust's `take_events` gathered within `judge_batch_s`; it
 acks a batch's events only when the next one is asked for, so their offsets are committed after
-the verdicts are sent and the table written, as with one event at a time.
+the verdicts are sent and the table written, as with one event at a time (and, as there, an
+exception escaping the agent acks what it was processing: here the whole batch).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ BATCH_CLAIMS = 10_000
 
 
 @contextmanager
-def reading(event: EventT) -> Iterator[None]:
+def as_current_event(event: EventT) -> Iterator[None]:
     """`event` as Faust's current event in this task: a table reads and writes (and sends its
     changelog to) the partition of the current event, which a batch from `take_events` does not set.
     Only the context variable of this task is set, never the stream's `current_event`, which
@@ -105,7 +106,7 @@ def judge_signals(
                 events.append(event)
                 claims.append(claim)
             for key, (events, claims) in by_signal.items():
-                with reading(events[-1]):  # the signal's partition: the same for all its claims
+                with as_current_event(events[-1]):  # the signal's partition: the same for all its claims
                     await judge_one(key, events, claims)
 
     return judge_batches

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, islice
 from urllib.parse import urlsplit
@@ -125,9 +125,14 @@ def trial_order(trial: EarlierTrial) -> tuple[int, str]:
     return (trial.trial_started_at, trial.account_id)
 
 
+Position = tuple[int, str]  # a claimant's place in trial order: trial start, account id
+BEGINNING: Position = (-(2**63), "")
+END: Position = (2**63, "")
+
 # An AbuseVerdict's linked, counted and earliest (as trial start and account id: verdicts are made
 # of the few standings that changed, not of every one compared).
 Standing = tuple[bool, int, tuple[tuple[int, str], ...]]
+UNLINKED: Standing = (False, 0, ())
 Passed = tuple[int, str, frozenset[str]]  # a claimant's trial start, account id and lower digests
 
 
@@ -164,13 +169,13 @@ class _Walk:
         return (bool(self.passed), counted, tuple(islice(earliest, min(counted, LINKED_ACCOUNTS_SHOWN))))
 
 
-def _walk_before(claimants: dict[str, Claimant], since: tuple[int, str] | None) -> _Walk:
-    """The walk up to `since` in trial order (empty for None), counted per set of lower digests
-    rather than per claimant: most claimants share the same few sets."""
+def _walk_before(claimants: dict[str, Claimant], since: Position) -> _Walk:
+    """The walk up to `since` in trial order, counted per set of lower digests rather than per
+    claimant: most claimants share the same few sets."""
     passed = sorted(
         (c.trial_started_at, account, c.lower_digests)
         for account, c in claimants.items()
-        if since is not None and (c.trial_started_at, account) < since
+        if (c.trial_started_at, account) < since
     )
     walk = _Walk(passed=passed)
     for lower_digests, times in Counter(lower for _, _, lower in passed).items():
@@ -178,57 +183,87 @@ def _walk_before(claimants: dict[str, Claimant], since: tuple[int, str] | None) 
     return walk
 
 
-def _standings_from(claimants: dict[str, Claimant], since: tuple[int, str] | None, before: _Walk) -> dict[str, Standing]:
-    """The standing of every claimant at or after `since` in trial order (of all, if None), the
-    claimants before it walked in `before`."""
+def _standings_from(claimants: dict[str, Claimant], since: Position, before: _Walk) -> dict[str, Standing]:
+    """The standing of every claimant at or after `since` in trial order, the claimants before it
+    walked in `before`."""
     walk = _Walk(passed=list(before.passed), having=Counter(before.having))  # a copy: the caller reuses it
     found: dict[str, Standing] = {}
-    later = ((c.trial_started_at, a, c.lower_digests) for a, c in claimants.items() if since is None or (c.trial_started_at, a) >= since)
+    later = ((c.trial_started_at, a, c.lower_digests) for a, c in claimants.items() if (c.trial_started_at, a) >= since)
     for claimant in sorted(later):
         found[claimant[1]] = walk.standing(claimant[2])
         walk.add(claimant)
     return found
 
 
-def _position(account_id: str, claimant: Claimant | None) -> tuple[int, str] | None:
-    return None if claimant is None else (claimant.trial_started_at, account_id)
-
-
 @dataclass(frozen=True)
 class Judgement:
     state: SignalState
     verdicts: tuple[AbuseVerdict, ...]  # for the accounts, by way of account-events
-    changed: bool  # whether `state` differs from the state the claim was applied to
+    changed: bool  # whether `state` differs from the state the claims were applied to
 
 
 def judge(state: SignalState | None, claim: SignalClaim) -> Judgement:
-    """Apply a claim to the signal; give the verdicts of the accounts whose standing it changed.
+    """Apply one claim to the signal: `judge_together` of one."""
+    return judge_together(state, (claim,))
 
-    Only accounts from the claimant's trial on (before or after the claim) can be affected, and of
-    those only the ones whose standing differs get a verdict, besides the claimant itself: a claim
-    in trial order costs one verdict, however many accounts share the signal.
 
-    A claim that changes nothing sends the standings it could have changed again, with the same
-    `seq` (idempotent): a crash between saving the signal and sending its verdicts is repaired
-    when the claim is replayed. A claimant's trial start only ever moves earlier (it is the
-    earliest trial), so its current position covers every account its last change touched.
+def judge_together(state: SignalState | None, claims: Sequence[SignalClaim]) -> Judgement:
+    """Apply claims of one signal in their order; give one verdict to each account whose standing
+    differs between the state before them all and after (no verdict stands for unlinked).
+
+    Claims arrive out of trial order (claims of many partitions interleave): judged one by one, an
+    earlier trial arriving after later ones changes the standing of every later account, a verdict
+    each. Judged together, a burst of claims costs at most one verdict per account it concerns,
+    whatever their order. Only accounts from a claimant's trial on (before or after the claim) can
+    be affected, so a claim in trial order costs one verdict, however many accounts share the signal.
+
+    `seq` counts the changes one by one (any split of the same claims into batches ends with the
+    same state), and every verdict carries the last. A claim that changes nothing sends the
+    standings it could have changed again (idempotent): a crash between saving the signal and
+    sending its verdicts is repaired when the claim is replayed. A claimant's trial start only ever
+    moves earlier (it is the earliest trial), so its current position covers every account its
+    last change touched.
     """
-    before = state or SignalState(signal=claim.signal)
-    account = claim.account_id
+    if not claims:
+        raise ValueError("judge_together: no claims")
+    before = state or SignalState(signal=claims[0].signal)
     claimants = dict(before.claimants)
-    prior = claimants.pop(account, None)
-    if claim.trial_started_at is not None:
-        claimants[account] = Claimant(trial_started_at=claim.trial_started_at, lower_digests=claim.lower_digests)
-    changed = claimants != before.claimants
-    after = SignalState(signal=before.signal, claimants=claimants, seq=before.seq + 1) if changed else before
-    positions = [p for p in (_position(account, prior), _position(account, claimants.get(account))) if p is not None]
-    since = min(positions, default=None)  # a withdrawal of an unknown claim: its position is lost, resend all
-    earlier = _walk_before(claimants, since)  # the same before the claim: it moved only at or after `since`
-    now = _standings_from(claimants, since, earlier)
-    then = _standings_from(before.claimants, since, earlier) if changed else {}
-    concerned = sorted({a for a, standing in now.items() if not changed or then.get(a) != standing} | {account})
-    no_standing: Standing = (False, 0, ())
-    return Judgement(state=after, verdicts=_verdicts(after, {a: now.get(a, no_standing) for a in concerned}), changed=changed)
+    seq = before.seq
+    since: list[Position] = []  # where each claim's effect starts
+    repair: list[Position] = []  # the same, of the claims that changed nothing
+    repeated: set[str] = set()  # their accounts: told their standing again
+    for claim in claims:
+        account = claim.account_id
+        prior = claimants.get(account)
+        new = None if claim.trial_started_at is None else Claimant(trial_started_at=claim.trial_started_at, lower_digests=claim.lower_digests)
+        if new is None:
+            claimants.pop(account, None)
+        else:
+            claimants[account] = new
+        # A withdrawal of an unknown claim has lost its position: it starts at the beginning.
+        start = min((_at(account, c) for c in (prior, new) if c is not None), default=BEGINNING)
+        since.append(start)
+        if new == prior:
+            repair.append(start)
+            repeated.add(account)
+        else:
+            seq += 1
+    after = SignalState(signal=before.signal, claimants=claimants, seq=seq) if seq != before.seq else before
+    first = min(since)
+    earlier = _walk_before(claimants, first)  # the same before the claims: they moved only at or after `first`
+    now = _standings_from(claimants, first, earlier)
+    then = _standings_from(before.claimants, first, earlier) if claimants != before.claimants else now
+    # An account without a verdict on a signal stands unlinked on it: one that joins or leaves the
+    # signal unlinked is told nothing (most trials' signals are their own).
+    resent = min(repair, default=END)
+    concerned = {a for a in now.keys() | {c.account_id for c in claims} if then.get(a, UNLINKED) != now.get(a, UNLINKED)}
+    concerned |= {a for a in now if _at(a, claimants[a]) >= resent} | repeated
+    standings = {a: now.get(a, UNLINKED) for a in sorted(concerned)}
+    return Judgement(state=after, verdicts=_verdicts(after, standings), changed=after is not before)
+
+
+def _at(account_id: str, claimant: Claimant) -> Position:
+    return (claimant.trial_started_at, account_id)
 
 
 def _verdicts(state: SignalState, standings: dict[str, Standing]) -> tuple[AbuseVerdict, ...]:

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         None, description="password of that private key (environment only)", json_schema_extra={"env_only": True}
     )
     kafka_ssl_check_hostname: bool = Field(True, description="check the broker's host name against its certificate")
+    judge_batch_s: float = Field(
+        1.0, gt=0, le=10, description="how long judge-signals gathers claims to judge each signal's together (fewer verdicts in a burst)"
+    )
 
     @field_validator("never_evidence", mode="before")
     @classmethod

@@ -129,6 +129,7 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics, bootstr
             dead_letters=dead_letters,
             metrics=metrics,
             crowded_claimants=settings.crowded_signal_claimants,
+            batch_s=settings.judge_batch_s,
         )
     )
 

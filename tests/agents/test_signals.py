@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from models.abuse import Signal, SignalClaim
@@ -27,13 +29,17 @@ async def test_an_unreadable_claim_is_dead_lettered_and_the_next_is_judged(harne
     ((_, letter),) = harness.sent.to(t.topics.dead_letter)
     assert (letter["topic"], letter["offset"], letter["error"]["code"]) == (t.topics.signal_claims, 0, "unsupported_schema_version")
     verdicts = [(key, v["linked"]) for key, v in harness.sent.to(t.topics.account_events)]
-    assert verdicts == [(b"acct-1", False), (b"acct-2", True)]
+    assert verdicts == [(b"acct-2", True)]  # the first joins unlinked: no verdict stands for that
 
 
 async def test_a_claim_that_changes_nothing_writes_the_stored_signal_again(harness: Harness) -> None:
     t = harness.topology
     async with t.judge_signals.test_context() as agent:
         await agent.put(claim("acct-1", 100), key=KEY)
+        for _ in range(100):  # judged (its batch written) before the replay, which comes in a batch of its own
+            if harness.changelog["signals"]:
+                break
+            await asyncio.sleep(0.05)
         await agent.put(claim("acct-1", 100), key=KEY)
         await settle(agent)
     first, again = harness.changelog["signals"]

@@ -116,3 +116,14 @@ def test_abuse_is_detected_with_two_workers_sharing_the_work(two_workers: Detect
     wait_abuse(two_workers, accounts[0], False, [], [])
     for n in range(1, len(accounts)):
         wait_abuse(two_workers, accounts[n], True, accounts[:n], ["card_fingerprint"])  # in trial order
+
+
+def test_a_burst_of_trials_on_one_device_latest_first_ends_with_every_count_exact(detector: Detector) -> None:
+    """The judge takes the claims of one signal together, batch by batch, whatever their order:
+    every account still ends with its exact standing (the table read and written per batch)."""
+    device = unique("placeholder-device")
+    accounts = [unique(f"burst{n:02d}") for n in range(30)]
+    send_trials(detector, [trial(account, f"2026-03-01T10:{n:02d}:00Z", device_id=device) for n, account in reversed(list(enumerate(accounts)))])
+    for n, account in enumerate(accounts):
+        expected = {"suspected": n > 0, "linked_accounts": accounts[: min(n, 25)], "linked_count": n, "signals": ["device_id"] if n else []}
+        detector.tail.wait_for(f"abuse of {account} to be {expected}", lambda account=account, expected=expected: abuse_of(detector, account) == expected)

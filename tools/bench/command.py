@@ -24,7 +24,12 @@ One run, one broker, fresh topics and app ids (`bench-<tag>...`, deleted at the 
               routing), at a fixed rate and at the maximum, idle and under a firehose of
               hits: p50/p95/p99/max latency and requests/s of each;
 7. share      two workers on fresh topics, then the hits: each one's share of the firehose
-              (hits its firehose stage read) and the total records/s.
+              (hits its firehose stage read) and the total records/s;
+8. storm      1,000 trials sharing one device id on a worker of its own, in trial order, then
+              latest first: time until every account's latest eligibility record is right (as
+              the oracle computes it) and records per account; usage-start lag of unrelated
+              new accounts during a storm and on a quiet worker; the accounts table's stored
+              state of one account after each of 1,000 billing events.
 
 Prints a table, writes JSON (with the machine and the settings) and a PNG of the scale curve
 (matplotlib, from the `bench` extra) under bench/results/.
@@ -43,6 +48,7 @@ from tools.bench import report
 from tools.bench.lookup import LookupPlan
 from tools.bench.options import Options
 from tools.bench.stages import DEFAULT_SCALE, STAGES, Bench
+from tools.bench.storm import StormPlan
 
 
 def count(text: str) -> int:
@@ -81,6 +87,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--lookup-load", type=float, default=None, help="hits/s of the firehose under the loaded lookups (default 4k; 300 with --tiny)"
     )
+    bench.add_argument("--storm-accounts", type=count, default=None, help="trials sharing one device id per storm (default 1k; 100 with --tiny)")
+    bench.add_argument("--storm-lag-rate", type=float, default=None, help="hits/s while the storm stage measures lag (default 500; 100 with --tiny)")
     bench.add_argument("--partitions", type=int, default=8, help="USAGE_DETECTOR_PARTITIONS of the workers (default 8)")
     bench.add_argument("--out", type=Path, default=Path("bench/results"), help="where JSON and PNG go (default bench/results)")
     bench.add_argument("--label", default=None, help="name of this run in file names (default bench-<time>)")
@@ -127,6 +135,13 @@ def options_from(args: argparse.Namespace) -> Options:
             requests=args.lookup_requests or (200 if tiny else 4_000),
             concurrency=args.lookup_concurrency,
             load_hits_per_s=args.lookup_load or (300.0 if tiny else 4_000.0),
+        ),
+        storm=StormPlan(
+            accounts=args.storm_accounts or (100 if tiny else 1_000),
+            billing_events=100 if tiny else 1_000,
+            lag_hits_per_s=args.storm_lag_rate or (100.0 if tiny else 500.0),
+            background_accounts=200 if tiny else 2_000,
+            settle_timeout_s=600.0,
         ),
         max_rss=int(args.max_rss * 2**30),
         scale_trial_share=args.scale_trial_share,

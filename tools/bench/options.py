@@ -10,6 +10,7 @@ from typing import Any
 from streams.settings import Settings
 from tools.bench.kafka_io import INPUT_PARTITIONS
 from tools.bench.lookup import LookupPlan
+from tools.bench.storm import StormPlan
 
 # The worker settings a run records: an allow-list, so that a secret (the API token, the signal
 # key, a SASL or key password), a credential's file or user, or a setting added later is never
@@ -17,7 +18,7 @@ from tools.bench.lookup import LookupPlan
 RECORDED_SETTINGS = (
     "app_id", "partitions", "replication_factor", "web_host", "store", "state_dir", "max_record_bytes",
     "usage_filter_accounts", "usage_filter_save_interval_s", "census_interval_s", "producer_linger_ms",
-    "crowded_signal_claimants", "duplicate_window_events", "duplicate_window_days",
+    "crowded_signal_claimants", "duplicate_window_events", "duplicate_window_days", "judge_batch_s",
     "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_ssl_check_hostname",
 )  # fmt: skip
 RECORDED_ENV = tuple(f"USAGE_DETECTOR_{name.upper()}" for name in RECORDED_SETTINGS)
@@ -41,6 +42,7 @@ class Options:
     tiny: bool
     timeout: float
     lookup: LookupPlan
+    storm: StormPlan
     max_rss: int = 0
     scale_trial_share: float = 0.1
 
@@ -62,6 +64,7 @@ def bench_settings(o: Options) -> dict[str, Any]:
             "partitions": o.partitions,
             "input_partitions": INPUT_PARTITIONS,
             "lookup": asdict(o.lookup),
+            "storm": asdict(o.storm),
             "tiny": o.tiny,
         },
         "worker": worker,

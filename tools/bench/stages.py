@@ -33,11 +33,12 @@ from tools.bench.profile import start_profile, summarise_profile
 from tools.bench.progress import Progress, human
 from tools.bench.report import machine, quantile
 from tools.bench.share import share_stage
+from tools.bench.storm import StormRun
 from tools.bench.workload import HitMaker, Workload
 from tools.supervisor import WorkerExited, WorkerProcess
 from tools.workerpool import TopicSet
 
-STAGES = ("throughput", "lag", "scale", "restart", "lookup", "share")
+STAGES = ("throughput", "lag", "scale", "restart", "lookup", "share", "storm")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
@@ -402,6 +403,39 @@ class Bench:
         if not self.o.keep_topics:
             delete_topics(self.servers, topics.prefix)
 
+    # 7 ------------------------------------------------------------------------------------------
+
+    def storm(self) -> None:
+        """Lag and one account's stored state on a quiet worker; storms, and the lag beside one, on
+        another (tools/bench/storm.py). Both know the same background accounts."""
+        plan = self.o.storm
+        background = Workload(accounts=plan.background_accounts, hits=0, seed=41, warm=True).build()
+        results: dict[str, Any] = {"accounts": plan.accounts}
+        self.results["storm"] = results
+        for name in ("quiet", "storm"):
+            topics = fresh_topics(self.tag, f"st{name[0]}")
+            create_topics(self.servers, topics, self.o.partitions)
+            self.prefill(topics, f"storm {name}: background", background.hit_records, background.billing)
+            worker = self.worker(topics, self.workdir / f"storm-{name}-state")
+            worker.wait_ready(HEALTH_TIMEOUT_S, poll_s=0.05)
+            watch = GroupWatch(self.servers, topics)
+            measure_catch_up(watch, worker, self.progress, f"storm {name}: learning the background", self.o.timeout)
+            watch.close()
+            run = StormRun(self.servers, topics, worker, plan, self.progress)
+            lag = self.lag(topics, worker, plan.lag_hits_per_s, background)
+            if name == "quiet":
+                results["lag_quiet"] = asyncio.run(lag)
+                results["stored_state"] = asyncio.run(run.stored_state("history-account"))
+            else:
+                results |= asyncio.run(run.storms(lag))
+                results["lag_p99_ratio"] = results["lag_during_storm"]["p99_ms"] / max(1.0, results["lag_quiet"]["p99_ms"])
+                self.progress.done(
+                    f"storm: usage-start lag p99 {results['lag_quiet']['p99_ms']:.0f} ms quiet,"
+                    f" {results['lag_during_storm']['p99_ms']:.0f} ms during a storm ({results['lag_p99_ratio']:.2f}x)"
+                )
+            worker.stop(timeout=STOP_TIMEOUT_S)
+            self.save()
+
     # ------------------------------------------------------------------------------------------
 
     def profile_path(self, stage: str) -> Path:
@@ -432,6 +466,8 @@ class Bench:
             if "share" in o.stages:
                 self.results["share"] = share_stage(self)
                 self.save()
+            if "storm" in o.stages:
+                self.storm()
         except (BenchFailed, WorkerExited, KeyboardInterrupt) as exc:
             self.results["error"] = str(exc) or exc.__class__.__name__
             self.results["worker_logs"] = str(self.workdir)  # kept for a look at what went wrong

@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import KafkaError
 
 from localkafka.broker import (
@@ -91,13 +91,14 @@ def cluster_status(home: Path) -> ClusterInfo | None:
 
 def _node_properties(node_home: Path, node_id: int, port: int, controller_port: int, voters: str, size: int) -> str:
     # The single broker's file first, then what a cluster changes: in a Java properties file the
-    # last value of a key wins.
+    # last value of a key wins. The brokers' default min.insync.replicas stays 1: a topic created
+    # with one replica (tests, a development setting) must stay writable with acks=all. The
+    # offsets topic gets 2 once it exists (`_offsets_need_two_in_sync`); transactions get it here.
     replicas, in_sync = min(3, size), min(2, size)
     return _server_properties(node_home, port, controller_port) + f"""\
 node.id={node_id}
 controller.quorum.voters={voters}
 default.replication.factor={replicas}
-min.insync.replicas={in_sync}
 offsets.topic.replication.factor={replicas}
 transaction.state.log.replication.factor={replicas}
 transaction.state.log.min.isr={in_sync}
@@ -166,7 +167,31 @@ def start_cluster(home: Path, size: int = 3) -> ClusterInfo:
     _log(f"starting a {size}-node Kafka cluster on ports {', '.join(str(n.port) for n in nodes)} (home {home})...")
     info = ClusterInfo(str(home), tuple(NodeInfo(**{**asdict(n), "pid": _launch(Path(n.home))}) for n in nodes))
     _write_cluster(info)
-    return wait_ready(info)
+    wait_ready(info)
+    _offsets_need_two_in_sync(info)
+    return info
+
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+def _offsets_need_two_in_sync(info: ClusterInfo, timeout_s: float = 60.0) -> None:
+    """min.insync.replicas=2 on the consumer offsets topic, which has no broker setting of its own.
+
+    The topic exists only once a group coordinator was asked for: asking for one creates it."""
+    admin = KafkaAdminClient(bootstrap_servers=info.bootstrap_servers, request_timeout_ms=10_000)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not any(t["name"] == OFFSETS_TOPIC and not t["error_code"] for t in admin.describe_topics([OFFSETS_TOPIC])):
+            if time.monotonic() > deadline:
+                raise LocalKafkaError(f"the cluster did not create {OFFSETS_TOPIC} within {timeout_s:.0f}s; see {info.home}")
+            try:
+                admin.describe_groups(["usage-detector-local-cluster"])
+            except KafkaError:
+                time.sleep(0.5)  # the coordinator is not available until the topic is
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, OFFSETS_TOPIC, configs={"min.insync.replicas": str(min(2, len(info.nodes)))})])
+    finally:
+        admin.close()
 
 
 def _cluster_id(home: Path, lib: Path) -> str:

@@ -99,7 +99,7 @@ class OutputTail:
                             self.usage_arrivals.setdefault(evidence, arrived)
                 try:
                     ends = sum(consumer.end_offsets(partitions).values())
-                except KafkaError:
+                except (KafkaError, KeyError):  # kafka-python 3.0 raises KeyError for a partition without a leader
                     continue  # a leader away: no growth seen, which is what a stall is
                 if ends > last_ends:
                     self.growth.append((time.time(), ends))
@@ -179,11 +179,11 @@ class BrokerFaults:
                 self._fault("restart", busiest, lambda node: cluster.start_node(self.home, node))
 
     def _fault(self, kind: str, node: int, act: Callable[[int], object], led: int | None = None) -> None:
-        started = time.time()
+        started, share = time.time(), round(self.progress(), 3)
         self.log(f"broker fault: {kind} of node {node}" + (f" (leads {led} of the detector's partitions)" if led else ""))
         act(node)
         self.faults.append({"fault": kind, "node": node, "leader_of": led, "at": started, "took_s": round(time.time() - started, 1),
-                            "produced_share": round(self.progress(), 3)})
+                            "produced_share": share})
 
     def finish(self) -> None:
         """Wait for the schedule to end, then start any node still down (call once every record is produced)."""

@@ -4,7 +4,10 @@ cluster serves with two, the worker catches up, and every account's outcome is t
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from tools.workerpool import TopicSet, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
+CLI = str(Path(sys.executable).with_name("usage-detector"))
 RECORDS = 3000
 RATE = 400.0  # records a second: the kill falls in the middle of the flow
 DURABLE_ENV = {"USAGE_DETECTOR_REPLICATION_FACTOR": "3", "USAGE_DETECTOR_MIN_INSYNC_REPLICAS": "2"}
@@ -36,6 +40,19 @@ def three_brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localkaf
     assert isinstance(info, localkafka.ClusterInfo)
     yield info
     localkafka.stop(home)
+
+
+def test_the_cli_finds_the_running_cluster(three_brokers: localkafka.ClusterInfo) -> None:
+    env = {**os.environ, "USAGE_DETECTOR_KAFKA_HOME": three_brokers.home}
+    again = subprocess.run([CLI, "kafka", "start", "--brokers", "3"], env=env, capture_output=True, text=True,
+                           timeout=120, check=True)
+    assert again.stdout.strip().splitlines()[-1] == f"KAFKA_BOOTSTRAP_SERVERS={three_brokers.bootstrap_servers}"
+    assert len(three_brokers.bootstrap_servers.split(",")) == 3
+    status = subprocess.run([CLI, "kafka", "status"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert status.returncode == 0 and "(3 of 3 nodes up)" in status.stdout, status.stdout
+    one = subprocess.run([CLI, "kafka", "start", "--brokers", "1"], env=env, capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert one.returncode == 2 and "stop it first, or use another home" in one.stderr
 
 
 def test_nothing_is_lost_when_the_broker_leading_most_partitions_is_killed_mid_flow(
@@ -85,16 +102,18 @@ def _kill_the_busiest_broker_mid_flow(worker: WorkerProcess, topics: TopicSet, s
             time.sleep(ahead)
     producer.flush(timeout=120)
     producer.close()
-    assert victim is not None and victim not in [node.node_id for node in cluster.cluster_status(home).running()]
+    running = cluster.cluster_status(home)
+    assert victim is not None and running is not None and victim not in [node.node_id for node in running.running()]
 
     # Caught up with the killed broker still down: two brokers serve every partition.
     internal = [topics.account_events, topics.signal_claims]
-    assert wait_caught_up(servers, topics.app_id, [*topics.inputs, *internal], timeout=180), worker.log_excerpt()
+    lags: list[int | None] = []
+    caught_up = wait_caught_up(servers, topics.app_id, [*topics.inputs, *internal], timeout=300, progress=lags.append)
+    assert caught_up, f"lag over the last checks: {lags[-10:]}\n{worker.log_excerpt()}"
     report = Report(seed=14)
     compare(report, expected, read_outputs(servers, topics), bad_offsets)
     assert report.dead_letters_expected == len(workload.bad) > 0
     assert (report.lost, report.conflicting, report.mismatched) == (0, 0, 0), report.examples
     assert (report.dead_letters_missing, report.dead_letters_unexpected) == (0, 0)
     worker.check_running()
-    cluster.start_node(home, victim)
 

@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     def _strip(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
-    # Durability on a replicated cluster (see the README's "Scaling" section; production: 3 and 2).
+    # Durability on a replicated cluster (README: "From one machine to a cluster"; production: 3 and 2).
     min_insync_replicas: int = Field(
         1, ge=1, le=16,
         description="replicas that must have a write before it is acknowledged, on the topics the detector creates "

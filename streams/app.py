@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import faust
 
-from streams import kafka_inputs, rebalance
+from streams import durable_producer, kafka_inputs, rebalance
 from streams.health import readiness, watch_broker
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
@@ -34,7 +34,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
+        producer_acks=-1,  # all in-sync replicas; idempotence: streams/durable_producer.py
         producer_linger=settings.producer_linger_ms / 1000,
         # A killed worker's partitions move on within seconds, not the client default of a minute.
         broker_session_timeout=10.0,
@@ -58,6 +58,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
     metrics = Metrics()
     rebalance.install(app)
     kafka_inputs.install(app, metrics.unreadable_inputs)  # the eager-delivery consumer, reading committed records
+    durable_producer.install(app)  # on the transport kafka_inputs installed: acks=all, idempotent
     topology = build_topology(app, settings, metrics, bootstrap_servers)
     probe = watch_broker(app, bootstrap_servers)
 

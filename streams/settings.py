@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from policy.abuse import NeverEvidence
@@ -134,3 +134,19 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    # Durability on a replicated cluster (README: "From one machine to a cluster"; production: 3 and 2).
+    min_insync_replicas: int = Field(
+        1, ge=1, le=16,
+        description="replicas that must have a write before it is acknowledged, on the topics the detector creates "
+        "(with replication_factor 3: 2, so that one broker may be lost without losing or refusing writes)",
+    )
+
+    @model_validator(mode="after")
+    def _writable(self) -> Settings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas {self.min_insync_replicas} exceeds replication_factor {self.replication_factor}: "
+                "no write to the detector's topics could ever be acknowledged"
+            )
+        return self

@@ -10,6 +10,11 @@ Faust topology declares, and what bench, explain and docker-compose.yml create o
     internal      <app_id>-account-events, -signal-claims    if absent exactly `partitions`
     changelog     <app_id>-accounts-changelog, -signals-…    if absent compacted, exactly `partitions`
 
+Every topic the detector creates gets USAGE_DETECTOR_REPLICATION_FACTOR replicas and
+`min.insync.replicas` USAGE_DETECTOR_MIN_INSYNC_REPLICAS (in its config, so that the broker's
+default cannot make it unwritable or less safe); an existing one of the detector's own with fewer
+replicas, or a lower `min.insync.replicas`, is named at start as under-replicated.
+
 Internal topics and changelogs are co-partitioned with the tables: the worker that owns an
 account's partition of `account-events` holds the same partition of `accounts`. Any other
 partition count sends an account's events to one worker and its state to another.
@@ -37,6 +42,8 @@ COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 DEAD_LETTER_CONFIG = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
 # What Faust gives a table's changelog when it creates one (`compacting=True`).
 CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
+# With acks=all, a write succeeds once this many replicas have it (the leader included).
+MIN_INSYNC = "min.insync.replicas"
 
 # The Faust tables, whose changelogs Faust names `<app_id>-<table>-changelog`.
 ACCOUNTS_TABLE = "accounts"
@@ -68,6 +75,11 @@ class TopicSpec:
     partitions: int
     config: Mapping[str, str] = field(default_factory=dict)
     table: str | None = None  # the Faust table a changelog backs
+    replication_factor: int = 1
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return int(self.config.get(MIN_INSYNC, "1"))
 
     @property
     def compacted(self) -> bool:
@@ -80,7 +92,7 @@ class TopicSpec:
 
     def topic_options(self) -> dict[str, Any]:
         """Keyword arguments of `app.topic(spec.name, ...)`: what Faust declares it with."""
-        return {"partitions": self.partitions, "config": dict(self.config)}
+        return {"partitions": self.partitions, "replicas": self.replication_factor, "config": dict(self.config)}
 
     def table_options(self) -> dict[str, Any]:
         """Keyword arguments of `app.Table(...)` for the table this changelog backs."""
@@ -172,25 +184,32 @@ class Topics:
     signals_changelog: TopicSpec
 
     @classmethod
-    def of(cls, names: TopicNames, partitions: int) -> Topics:
-        """`partitions`: of every topic the detector creates, and exactly of the co-partitioned ones."""
-        n = partitions
+    def of(cls, names: TopicNames, partitions: int, replication_factor: int = 1, min_insync_replicas: int = 1) -> Topics:
+        """`partitions`: of every topic the detector creates, and exactly of the co-partitioned ones;
+        `replication_factor` and `min_insync_replicas`: of every topic it creates."""
+        n, durable = partitions, {MIN_INSYNC: str(min_insync_replicas)}
+
+        def spec(name: str, role: Role, config: Mapping[str, str] | None = None, table: str | None = None) -> TopicSpec:
+            return TopicSpec(name, role, n, {**(config or {}), **durable}, table, replication_factor)
+
         return cls(
-            hits=TopicSpec(names.hits, Role.INPUT, n),
-            capi=TopicSpec(names.capi, Role.INPUT, n),
-            billing=TopicSpec(names.billing, Role.INPUT, n),
-            usage=TopicSpec(names.usage, Role.OUTPUT, n, COMPACTED),
-            eligibility=TopicSpec(names.eligibility, Role.OUTPUT, n, COMPACTED),
-            dead_letter=TopicSpec(names.dead_letter, Role.DEAD_LETTER, n, DEAD_LETTER_CONFIG),
-            account_events=TopicSpec(names.account_events, Role.INTERNAL, n),
-            signal_claims=TopicSpec(names.signal_claims, Role.INTERNAL, n),
-            accounts_changelog=TopicSpec(names.accounts_changelog, Role.CHANGELOG, n, CHANGELOG_CONFIG, ACCOUNTS_TABLE),
-            signals_changelog=TopicSpec(names.signals_changelog, Role.CHANGELOG, n, CHANGELOG_CONFIG, SIGNALS_TABLE),
+            hits=spec(names.hits, Role.INPUT),
+            capi=spec(names.capi, Role.INPUT),
+            billing=spec(names.billing, Role.INPUT),
+            usage=spec(names.usage, Role.OUTPUT, COMPACTED),
+            eligibility=spec(names.eligibility, Role.OUTPUT, COMPACTED),
+            dead_letter=spec(names.dead_letter, Role.DEAD_LETTER, DEAD_LETTER_CONFIG),
+            account_events=spec(names.account_events, Role.INTERNAL),
+            signal_claims=spec(names.signal_claims, Role.INTERNAL),
+            accounts_changelog=spec(names.accounts_changelog, Role.CHANGELOG, CHANGELOG_CONFIG, ACCOUNTS_TABLE),
+            signals_changelog=spec(names.signals_changelog, Role.CHANGELOG, CHANGELOG_CONFIG, SIGNALS_TABLE),
         )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
-        return cls.of(TopicNames.from_settings(settings), settings.partitions)
+        return cls.of(
+            TopicNames.from_settings(settings), settings.partitions, settings.replication_factor, settings.min_insync_replicas
+        )
 
     def __iter__(self) -> Iterator[TopicSpec]:
         return (getattr(self, f.name) for f in fields(self))
@@ -206,6 +225,7 @@ class Observed:
 
     partitions: int
     config: Mapping[str, str]
+    replication_factor: int = 1
 
 
 @dataclass(frozen=True)
@@ -220,8 +240,7 @@ class Mismatch:
 
 def mismatches(specs: Iterable[TopicSpec], observed: Mapping[str, Observed]) -> list[Mismatch]:
     """What keeps existing topics from working as their specs say. Absent topics are not judged
-    (the worker creates them); inputs pass whatever they are, being neither compacted nor
-    co-partitioned by spec: they belong to their producers."""
+    (the worker creates them); inputs pass whatever they are: they belong to their producers."""
     found = []
     for spec in specs:
         seen = observed.get(spec.name)
@@ -255,19 +274,62 @@ def mismatches(specs: Iterable[TopicSpec], observed: Mapping[str, Observed]) -> 
                     "have as many, or else delete them all (the app's state) so that the worker recreates them",
                 )
             )
+        if spec.role is not Role.INPUT:
+            found += under_replicated(spec, seen)
+    return found
+
+
+def under_replicated(spec: TopicSpec, seen: Observed) -> list[Mismatch]:
+    """Fewer replicas, or fewer required in sync, than the settings ask of the detector's topics:
+    a broker's loss could then lose acknowledged records, or stop no write that it should."""
+    found = []
+    if seen.replication_factor < spec.replication_factor:
+        found.append(
+            Mismatch(
+                spec.name,
+                f"under-replicated: {seen.replication_factor} replicas, not {spec.replication_factor} "
+                "(USAGE_DETECTOR_REPLICATION_FACTOR)",
+                "add replicas with kafka-reassign-partitions.sh (a plan listing "
+                f"{spec.replication_factor} brokers for each partition), or lower USAGE_DETECTOR_REPLICATION_FACTOR",
+            )
+        )
+    in_sync = seen.config.get(MIN_INSYNC)
+    if in_sync is None and spec.min_insync_replicas > 1:  # any value passes for 1
+        found.append(
+            Mismatch(
+                spec.name,
+                f"its {MIN_INSYNC} could not be read",
+                "grant the worker's user DescribeConfigs on it, so that it can check how many replicas a write needs",
+            )
+        )
+    elif in_sync is not None and int(in_sync) < spec.min_insync_replicas:
+        found.append(
+            Mismatch(
+                spec.name,
+                f"under-replicated: {MIN_INSYNC} is {in_sync}, not {spec.min_insync_replicas} "
+                "(USAGE_DETECTOR_MIN_INSYNC_REPLICAS)",
+                f"kafka-configs.sh --alter --entity-type topics --entity-name {spec.name} "
+                f"--add-config {MIN_INSYNC}={spec.min_insync_replicas}",
+            )
+        )
     return found
 
 
 def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, Observed]:
-    """The existing ones of `names`: partition count and the configs a spec may require."""
-    counts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names) if not t["error_code"]}
-    if not counts:
+    """The existing ones of `names`: partition count, replicas and the configs a spec may require."""
+    described = {t["name"]: t["partitions"] for t in admin.describe_topics(names) if not t["error_code"]}
+    if not described:
         return {}
-    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs={"cleanup.policy": None}) for name in counts]
+    wanted: dict[str, None] = {"cleanup.policy": None, MIN_INSYNC: None}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(wanted)) for name in described]
     configs = admin.describe_configs(resources, config_filter="all").get("topic", {})
     return {
-        name: Observed(count, {key: entry["value"] for key, entry in configs.get(name, {}).items()})
-        for name, count in counts.items()
+        name: Observed(
+            len(partitions),
+            {key: entry["value"] for key, entry in configs.get(name, {}).items()},
+            min((len(p["replica_nodes"]) for p in partitions), default=0),
+        )
+        for name, partitions in described.items()
     }
 
 
@@ -319,7 +381,7 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
                 continue
             try:
                 admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=dict(spec.config))]
+                    [NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=dict(spec.config))]
                 )
                 created.append(spec.name)
             except TopicAlreadyExistsError:

@@ -34,6 +34,7 @@ from policy.oracle import run as run_oracle
 from streams.edge import edge_decoders
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
+from tools.broker_faults import BrokerFaults, evidence_index
 from tools.ledger import account_for
 from tools.options import add_setting_options, bootstrap_servers, settings_from
 from tools.outputs import content, latest_by_account, read_topics
@@ -263,6 +264,7 @@ class Report:
     workload: str = "dense"
     ledger: dict[str, Any] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
+    broker_faults: list[dict[str, Any]] = field(default_factory=list)  # tools/broker_faults.py, on a local cluster
 
     @property
     def ok(self) -> bool:
@@ -473,12 +475,18 @@ def run_chaos(args: argparse.Namespace) -> int:
     chaos.report.bad_records = len(workload.bad)
     log(f"app {settings.app_id}, topics chaos-{tag}.*, worker logs in {workdir}")
     chaos.pool.scale(1)
+    faults = (BrokerFaults(localkafka.kafka_home(), servers, names, lambda: chaos.produced / len(workload.records),
+                           args.broker_down_s, log) if args.broker_faults else None)
+    if faults is not None:
+        faults.start()
     done = threading.Event()
     disturber = threading.Thread(target=chaos.disturb_safely, args=(len(workload.records), done), daemon=True)
     disturber.start()
     try:
         chaos.produce(workload, names)
         log(f"all {len(workload.records)} records produced")
+        if faults is not None:
+            faults.finish()
         done.set()
         disturber.join()
         if chaos.disturb_error is not None:
@@ -491,6 +499,8 @@ def run_chaos(args: argparse.Namespace) -> int:
         outputs = read_outputs(servers, names)
         compare(chaos.report, expected, outputs, chaos.bad_offsets)
         chaos.report.ledger = account_for(decoded, outputs, expected, chaos.bad_offsets).as_report()
+        if faults is not None:
+            chaos.report.broker_faults = faults.report(evidence_index(workload.records), len(workload.records))
     finally:
         done.set()
         chaos.pool.stop_all()
@@ -521,6 +531,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--commit-kill-within", type=int, default=40,
                         help="an armed worker kills itself before committing one of its first this many forwarding batches")
     parser.add_argument("--broker-restarts", type=int, default=1)
+    parser.add_argument("--broker-faults", action="store_true",
+                        help="on a local `kafka start --brokers 3` cluster: kill, restart, shut down and keep down a "
+                             "broker (tools/broker_faults.py); use with --broker-restarts 0")
+    parser.add_argument("--broker-down-s", type=float, default=60.0, help="how long --broker-faults keeps a broker down")
     parser.add_argument("--rate", type=float, default=8000.0, help="records produced per second")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--settle-timeout", type=float, default=900.0, help="seconds to wait for catching up at the end")

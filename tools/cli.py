@@ -21,13 +21,14 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def run_kafka(args: argparse.Namespace) -> int:
     if args.action == "start":
-        info = localkafka.start()
+        info = localkafka.start(brokers=args.brokers)
         print(f"KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers}")
     elif args.action == "stop":
         print("stopped" if localkafka.stop() else "not running")
     else:
         running = localkafka.status()
-        print(f"running: KAFKA_BOOTSTRAP_SERVERS={running.bootstrap_servers}" if running else "not running")
+        nodes = f" ({len(running.running())} of {len(running.nodes)} nodes up)" if isinstance(running, localkafka.ClusterInfo) else ""
+        print(f"running{nodes}: KAFKA_BOOTSTRAP_SERVERS={running.bootstrap_servers}" if running else "not running")
         return 0 if running else 3
     return 0
 
@@ -36,8 +37,10 @@ def register_runtime_commands(commands: argparse._SubParsersAction) -> None:
     worker = commands.add_parser("worker", help="run one worker (many share the work by app id)")
     add_setting_options(worker)
     worker.set_defaults(run=run_worker)
-    kafka = commands.add_parser("kafka", help="the project's local single-node Kafka")
+    kafka = commands.add_parser("kafka", help="the project's local Kafka: one broker, or a cluster")
     kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument("--brokers", type=int, choices=[1, 3], default=None,
+                       help="start: 1 (default) or a 3-node cluster; default: what runs from the home, else 1")
     kafka.set_defaults(run=run_kafka)
 
 

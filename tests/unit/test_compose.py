@@ -39,6 +39,22 @@ KAFKA_SERVICE = "kafka"
 WORKERS = ("detector-1", "detector-2")
 TOPICS_SERVICE = "topics"
 LOADGEN = "loadgen"
+CLUSTER_PROFILE = "cluster"
+CLUSTER_BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+CLUSTER_TOPICS = "topics-cluster"
+CLUSTER_WORKERS = ("detector-cluster-1", "detector-cluster-2")
+# As `usage-detector kafka start --brokers 3` (localkafka/cluster.py); every topic here has three replicas.
+CLUSTER_SETTINGS = {
+    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "3",
+    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "3",
+    "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "2",
+    "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "3",
+    "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "2",
+    "KAFKA_MIN_INSYNC_REPLICAS": "2",
+    "KAFKA_DEFAULT_REPLICATION_FACTOR": "3",
+    "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+    "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+}
 PROMETHEUS = "prometheus"
 GRAFANA = "grafana"
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"  # the prom/prometheus image's default --config.file
@@ -491,32 +507,87 @@ def check_app_env_names(compose: dict[str, Any]) -> None:
 def check_topics_service(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
     """Creates every topic the settings name, as the registry (streams/topics.py) declares it for
     the workers' settings (outputs compacted), once; the app's own topics are the workers' to create."""
+    check_topics_job(compose, dockerfile, TOPICS_SERVICE, WORKERS[0], kafka_client_addresses(compose))
     service = compose["services"][TOPICS_SERVICE]
+    depends_on = service.get("depends_on") or {}
+    assert (depends_on.get(KAFKA_SERVICE) or {}).get("condition") == "service_healthy", depends_on
+    for name in app_services(compose):
+        if CLUSTER_PROFILE in (compose["services"][name].get("profiles") or []):
+            continue  # check_cluster_profile: they wait for the cluster's own topics job
+        condition = ((compose["services"][name].get("depends_on") or {}).get(TOPICS_SERVICE) or {}).get("condition")
+        assert condition == "service_completed_successfully", f"{name} must wait for {TOPICS_SERVICE} to succeed"
+
+
+def check_topics_job(
+    compose: dict[str, Any], dockerfile: list[Instruction], job: str, worker: str, addresses: set[str]
+) -> None:
+    """`job` creates every topic `worker`'s settings name, through `addresses`, as the registry declares them."""
+    service = compose["services"][job]
     kafka_image = compose["services"][KAFKA_SERVICE]["image"]
-    assert service.get("image") == kafka_image, f"{TOPICS_SERVICE} must use kafka's image ({kafka_image}) and its tools"
-    settings = worker_settings(compose, dockerfile, WORKERS[0])
+    assert service.get("image") == kafka_image, f"{job} must use kafka's image ({kafka_image}) and its tools"
+    settings = worker_settings(compose, dockerfile, worker)
     registry = Topics.from_settings(settings)
     specs = {spec.name: spec for spec in (getattr(registry, field) for field in SETTING_OF)}
     named = set(specs)
     created = created_topics(service)
-    assert set(created) == named, f"{TOPICS_SERVICE} creates {sorted(created)}; the settings name {sorted(named)}"
+    assert set(created) == named, f"{job} creates {sorted(created)}; the settings name {sorted(named)}"
     for name, options in created.items():
         spec = specs[name]
         assert "--if-not-exists" in options, f"creating {name} fails on the next `up` without --if-not-exists"
         servers = options.get("--bootstrap-server", [""])[0].split(",")
-        assert set(servers) <= kafka_client_addresses(compose), f"{name} is created through {servers}"
+        assert set(servers) <= addresses, f"{name} is created through {servers}"
         assert options.get("--partitions") == [str(spec.partitions)], f"{name}: {options.get('--partitions')}"
-        assert options.get("--replication-factor") == [str(settings.replication_factor)], name
+        assert options.get("--replication-factor") == [str(spec.replication_factor)], name
         configs = dict(config.split("=", 1) for config in options.get("--config", []))
         assert configs == spec.config, f"{name} is created with {configs}; the workers would use {spec.config}"
     for output in (settings.topic_usage, settings.topic_eligibility):
         assert specs[output].config.get("cleanup.policy") == "compact", f"{output} must be compacted"
-    depends_on = service.get("depends_on") or {}
-    assert (depends_on.get(KAFKA_SERVICE) or {}).get("condition") == "service_healthy", depends_on
-    assert service.get("restart", "no") in ("no", False), f"{TOPICS_SERVICE} is one-shot: no restart"
-    for name in app_services(compose):
-        condition = ((compose["services"][name].get("depends_on") or {}).get(TOPICS_SERVICE) or {}).get("condition")
-        assert condition == "service_completed_successfully", f"{name} must wait for {TOPICS_SERVICE} to succeed"
+    assert service.get("restart", "no") in ("no", False), f"{job} is one-shot: no restart"
+
+
+def check_cluster_profile(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
+    """`--profile cluster`: three KRaft nodes (broker and controller each, one quorum of three voters),
+    the brokers' own topics on three replicas with two in sync, and workers whose topics are the same."""
+    services = compose["services"]
+    members = [CLUSTER_BROKERS, (CLUSTER_TOPICS,), CLUSTER_WORKERS]
+    for name in (name for group in members for name in group):
+        assert name in services and CLUSTER_PROFILE in (services[name].get("profiles") or []), f"{name} not in the profile"
+    envs = {name: service_env(services[name]) for name in CLUSTER_BROKERS}
+    voters = {env.get("KAFKA_CONTROLLER_QUORUM_VOTERS") for env in envs.values()}
+    assert len(voters) == 1, f"the nodes disagree on their quorum: {voters}"
+    assert len({env.get("CLUSTER_ID") for env in envs.values()}) == 1, "the nodes have different CLUSTER_IDs"
+    quorum = set()
+    for voter in str(voters.pop()).split(","):
+        node_id, _, address = voter.partition("@")
+        quorum.add((node_id, address))
+    nodes, addresses = set(), set()
+    for name, env in envs.items():
+        assert services[name].get("image") == services[KAFKA_SERVICE]["image"], f"{name} runs another image"
+        roles = {role.strip() for role in env.get("KAFKA_PROCESS_ROLES", "").split(",")}
+        assert roles == {"broker", "controller"}, f"{name}: KAFKA_PROCESS_ROLES {roles}"
+        listeners = parse_listeners(env.get("KAFKA_LISTENERS", ""))
+        controller = env.get("KAFKA_CONTROLLER_LISTENER_NAMES", "")
+        nodes.add((env.get("KAFKA_NODE_ID"), f"{services[name].get('hostname', name)}:{listeners[controller][1]}"))
+        for listener, (host, port) in parse_listeners(env.get("KAFKA_ADVERTISED_LISTENERS", "")).items():
+            assert host in (name, services[name].get("hostname")) and port == listeners[listener][1], f"{name} advertises {host}:{port}"
+            addresses.add(f"{host}:{port}")
+        for setting, value in CLUSTER_SETTINGS.items():
+            assert env.get(setting) == value, f"{name}: {setting} must be {value}, got {env.get(setting)!r}"
+        assert "-Xmx" in env.get("KAFKA_HEAP_OPTS", ""), f"{name} needs a bounded heap (KAFKA_HEAP_OPTS)"
+        assert (services[name].get("healthcheck") or {}).get("test"), f"{name} needs a healthcheck"
+    assert nodes == quorum and len(nodes) == 3, f"the quorum {sorted(quorum)} is not the nodes {sorted(nodes)}"
+    default = worker_settings(compose, dockerfile, WORKERS[0])
+    for worker in CLUSTER_WORKERS:
+        settings = worker_settings(compose, dockerfile, worker)
+        assert set(str(settings.kafka_bootstrap_servers).split(",")) == addresses, f"{worker} bootstraps elsewhere"
+        assert (settings.replication_factor, settings.min_insync_replicas) == (3, 2), worker
+        assert (settings.app_id, settings.partitions) == (default.app_id, default.partitions), worker
+        depends_on = services[worker].get("depends_on") or {}
+        for broker in CLUSTER_BROKERS:
+            assert (depends_on.get(broker) or {}).get("condition") == "service_healthy", f"{worker} must wait for {broker}"
+        assert (depends_on.get(CLUSTER_TOPICS) or {}).get("condition") == "service_completed_successfully", worker
+        assert KAFKA_SERVICE not in depends_on, f"{worker} must not wait for the single broker"
+    check_topics_job(compose, dockerfile, CLUSTER_TOPICS, CLUSTER_WORKERS[0], addresses)
 
 
 def check_loadgen(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
@@ -703,6 +774,12 @@ def test_topics_service_creates_the_configured_topics(compose: dict[str, Any], d
     check_topics_service(compose, dockerfile)
 
 
+def test_cluster_profile_runs_the_workers_on_three_replicated_brokers(
+    compose: dict[str, Any], dockerfile: list[Instruction]
+) -> None:
+    check_cluster_profile(compose, dockerfile)
+
+
 def test_load_generator_feeds_the_workers(compose: dict[str, Any], dockerfile: list[Instruction]) -> None:
     check_app_env_names(compose)
     check_loadgen(compose, dockerfile)
@@ -756,6 +833,8 @@ _W1 = ("services", WORKERS[0])
 _W2 = ("services", WORKERS[1])
 _L = ("services", LOADGEN)
 _T = ("services", TOPICS_SERVICE)
+_C = ("services", CLUSTER_BROKERS[2], "environment")
+_CW = ("services", CLUSTER_WORKERS[1])
 
 
 def _edit(path: tuple[Any, ...], old: str, new: str) -> Callable[[dict[str, Any]], None]:
@@ -852,6 +931,20 @@ COMPOSE_BREAKS: list[tuple[str, Callable[..., None], Callable[[dict[str, Any]], 
         "dead letters kept forever",
         check_topics_service,
         _edit((*_T, "command", 0), "retention.ms=2592000000", "retention.ms=-1"),
+    ),
+    ("cluster voter missing", check_cluster_profile, _set((*_C, "KAFKA_CONTROLLER_QUORUM_VOTERS"), "1@kafka-1:9093,2@kafka-2:9093")),
+    ("cluster node ids clash", check_cluster_profile, _set((*_C, "KAFKA_NODE_ID"), 2)),
+    ("cluster offsets rf 1", check_cluster_profile, _set((*_C, "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"), 1)),
+    ("cluster transactions min isr 1", check_cluster_profile, _set((*_C, "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"), 1)),
+    ("cluster heap unbounded", check_cluster_profile, _set((*_C, "KAFKA_HEAP_OPTS"), _DELETE)),
+    ("cluster advertises another", check_cluster_profile, _set((*_C, "KAFKA_ADVERTISED_LISTENERS"), "PLAINTEXT://kafka-1:9092")),
+    ("cluster worker rf 2", check_cluster_profile, _set((*_CW, "environment", "USAGE_DETECTOR_REPLICATION_FACTOR"), "2")),
+    ("cluster worker one broker", check_cluster_profile, _set((*_CW, "environment", "KAFKA_BOOTSTRAP_SERVERS"), "kafka-1:9092")),
+    ("cluster worker on kafka", check_cluster_profile, _set((*_CW, "depends_on", KAFKA_SERVICE), {"condition": "service_healthy"})),
+    (
+        "cluster topics rf 1",
+        check_cluster_profile,
+        _edit(("services", CLUSTER_TOPICS, "command", 0), "--replication-factor 3", "--replication-factor 1"),
     ),
     ("scrape stale port", check_prometheus_targets, _set((*_W2, "environment", "USAGE_DETECTOR_WEB_PORT"), "7000")),
     ("rules not mounted", check_prometheus_rules, _set(("services", PROMETHEUS, "volumes"), [f"./ops/prometheus/prometheus.yml:{PROMETHEUS_CONFIG}"])),

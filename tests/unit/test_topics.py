@@ -3,6 +3,7 @@ waiting for the broker to serve new topics before a worker joins its group."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import fields
 from typing import Any
@@ -21,6 +22,7 @@ from streams.topics import (
     Topics,
     consumer_groups,
     mismatches,
+    under_replicated,
     wait_until_served,
 )
 from tools.workerpool import TopicSet
@@ -33,7 +35,7 @@ COPARTITIONED_TOPICS = {"app-account-events", "app-signal-claims", "app-accounts
 
 def as_specified() -> dict[str, Observed]:
     """Every topic of the registry, existing exactly as its spec says."""
-    return {spec.name: Observed(spec.partitions, dict(spec.config)) for spec in REGISTRY}
+    return {spec.name: Observed(spec.partitions, dict(spec.config), spec.replication_factor) for spec in REGISTRY}
 
 
 def test_the_registry_declares_every_topic_the_detector_touches() -> None:
@@ -171,6 +173,84 @@ def test_a_topic_set_names_every_topic_from_the_registry(monkeypatch: pytest.Mon
 
 def test_every_setting_naming_a_topic_is_in_the_registry() -> None:
     assert set(SETTING_OF.values()) == {name for name in Settings.model_fields if name.startswith("topic_")}
+
+
+REPLICATED = Settings(app_id="app", partitions=4, store="memory", replication_factor=3, min_insync_replicas=2)
+REPLICATED_REGISTRY = Topics.from_settings(REPLICATED)
+OWN_TOPICS = [spec for spec in REPLICATED_REGISTRY if spec.role is not Role.INPUT]
+
+
+def test_every_topic_is_created_with_the_configured_replication_and_min_insync_replicas() -> None:
+    assert {(spec.replication_factor, spec.config["min.insync.replicas"]) for spec in REPLICATED_REGISTRY} == {(3, "2")}
+    assert {(spec.replication_factor, spec.config["min.insync.replicas"]) for spec in REGISTRY} == {(1, "1")}
+    # What Faust declares (and creates, were the worker's topics missing) carries the same.
+    account_events = REPLICATED_REGISTRY.account_events
+    assert account_events.topic_options()["replicas"] == 3
+    assert account_events.topic_options()["config"]["min.insync.replicas"] == "2"
+    assert REPLICATED_REGISTRY.accounts_changelog.table_options()["extra_topic_configs"] == {
+        "cleanup.policy": "compact", "min.insync.replicas": "2"
+    }
+    detector = create_app(REPLICATED, "127.0.0.1:1")
+    assert detector.app.conf.topic_replication_factor == 3
+    for table in detector.app.tables.values():
+        assert table.changelog_topic.config["min.insync.replicas"] == "2"
+
+
+def replicated_as_specified(**changes: Observed) -> dict[str, Observed]:
+    observed = {spec.name: Observed(spec.partitions, dict(spec.config), spec.replication_factor) for spec in REPLICATED_REGISTRY}
+    return {**observed, **changes}
+
+
+def test_replicated_topics_as_specified_pass_and_more_replicas_pass_too() -> None:
+    assert mismatches(REPLICATED_REGISTRY, replicated_as_specified()) == []
+    more = {spec.name: Observed(spec.partitions, {**spec.config, "min.insync.replicas": "3"}, 5) for spec in OWN_TOPICS}
+    assert mismatches(REPLICATED_REGISTRY, replicated_as_specified(**more)) == []
+
+
+def test_a_topic_with_fewer_replicas_than_the_setting_is_named_under_replicated() -> None:
+    for spec in OWN_TOPICS:
+        [problem] = mismatches(REPLICATED_REGISTRY, replicated_as_specified(**{spec.name: Observed(4, dict(spec.config), 1)}))
+        assert problem.topic == spec.name
+        assert problem.difference == "under-replicated: 1 replicas, not 3 (USAGE_DETECTOR_REPLICATION_FACTOR)"
+        assert "kafka-reassign-partitions.sh" in problem.remedy
+
+
+def test_a_topic_needing_fewer_replicas_in_sync_than_the_setting_is_named_under_replicated() -> None:
+    for spec in OWN_TOPICS:
+        config = {**spec.config, "min.insync.replicas": "1"}
+        [problem] = mismatches(REPLICATED_REGISTRY, replicated_as_specified(**{spec.name: Observed(4, config, 3)}))
+        assert (problem.topic, problem.difference) == (
+            spec.name, "under-replicated: min.insync.replicas is 1, not 2 (USAGE_DETECTOR_MIN_INSYNC_REPLICAS)"
+        )
+        assert f"--entity-name {spec.name} --add-config min.insync.replicas=2" in problem.remedy
+
+
+def test_a_min_insync_replicas_that_cannot_be_read_is_named_only_when_it_matters() -> None:
+    spec = REPLICATED_REGISTRY.dead_letter
+    unread = Observed(4, {"cleanup.policy": "delete"}, 3)
+    [problem] = under_replicated(spec, unread)
+    assert problem.difference == "its min.insync.replicas could not be read" and "DescribeConfigs" in problem.remedy
+    assert under_replicated(REGISTRY.dead_letter, unread) == []  # with 1 required, any value passes
+
+
+def test_inputs_are_never_judged_under_replicated() -> None:
+    thin = Observed(4, {"min.insync.replicas": "1"}, 1)
+    inputs = dict.fromkeys(REPLICATED_REGISTRY.names.inputs, thin)
+    assert mismatches(REPLICATED_REGISTRY, replicated_as_specified(**inputs)) == []
+
+
+def test_settings_refuse_more_replicas_in_sync_than_replicas() -> None:
+    with pytest.raises(ValueError, match="min_insync_replicas 3 exceeds replication_factor 2"):
+        Settings(replication_factor=2, min_insync_replicas=3)
+
+
+def test_the_workers_producer_waits_for_every_in_sync_replica_and_is_idempotent() -> None:
+    async def made() -> tuple[object, int]:
+        producer = create_app(SETTINGS, "127.0.0.1:1").app.producer._new_producer()
+        return producer._txn_manager, producer._sender._acks  # the idempotence state aiokafka keeps
+
+    idempotence, acks = asyncio.run(made())
+    assert idempotence is not None and acks == -1
 
 
 def described(name: str, error_code: int = 0, leaders: tuple[int, ...] = (1, 1)) -> dict[str, Any]:

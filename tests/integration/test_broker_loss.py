@@ -22,7 +22,8 @@ from streams.settings import Settings
 from streams.topics import Topics
 from tests.support.worker import WorkerProcess, unique_topics
 from tools.broker_faults import leaders
-from tools.chaos import Report, compare, decode_inputs, expected_outcome, generate_sparse, read_outputs
+from tools.chaos import Report, compare, read_outputs
+from tools.chaos_workload import decode_inputs, expected_outcome, generate_sparse
 from tools.workerpool import TopicSet, wait_caught_up
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from streams.settings import Settings
-from tools.chaos import Workload, decode_inputs, expected_outcome, generate, generate_sparse
+from tools.chaos_workload import Workload, decode_inputs, expected_outcome, generate, generate_sparse
 from tools.ledger import account_for
 
 WINDOW = Settings().duplicate_window()

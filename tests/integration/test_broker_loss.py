@@ -107,9 +107,8 @@ def _kill_the_busiest_broker_mid_flow(worker: WorkerProcess, topics: TopicSet, s
     assert victim is not None and running is not None and victim not in [node.node_id for node in running.running()]
 
     # Caught up with the killed broker still down: two brokers serve every partition.
-    internal = [topics.account_events, topics.signal_claims]
     lags: list[int | None] = []
-    caught_up = wait_caught_up(servers, topics.app_id, [*topics.inputs, *internal], timeout=300, progress=lags.append)
+    caught_up = wait_caught_up(servers, topics.app_id, topics, timeout=300, progress=lags.append)
     assert caught_up, f"lag over the last checks: {lags[-10:]}\n{worker.log_excerpt()}"
     report = Report(seed=14)
     compare(report, expected, read_outputs(servers, topics), bad_offsets)

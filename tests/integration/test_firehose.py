@@ -94,7 +94,8 @@ def test_a_worker_killed_between_acknowledged_sends_and_the_commit_loses_nothing
     detector.producer.flush()
     wait_for("the injected SIGKILL", lambda: not doomed.running())
     assert "fault injection: SIGKILL before committing firehose batch 1" in doomed.log_path.read_text(errors="replace")
-    assert committed_before == 0 and hits_lag(detector) > 0, "the killed batch was not committed"
+    left = hits_lag(detector)  # None: the group never committed at all (this test alone)
+    assert committed_before == 0 and (left is None or left > 0), "the killed batch was not committed"
 
     successor = WorkerProcess(detector.bootstrap_servers, detector.topics, tmp_path)
     detector.workers[0] = successor  # stopped by the fixture

@@ -284,10 +284,6 @@ class Firehose(Service):
             if end is not None and read is not None:
                 yield (tp.topic, tp.partition), max(0, end - read)
 
-    @property
-    def assigned(self) -> set[TopicPartition]:
-        return set() if self._consumer is None else self._consumer.assignment()
-
 
 class _Handover(ConsumerRebalanceListener):
     def __init__(self, firehose: Firehose) -> None:

@@ -141,7 +141,6 @@ class Firehose(Service):
         self.unreadable = unreadable
         self._before_commit = before_commit  # fault injection (usage-detector chaos): see kill_before_commit
         self._in_flight = asyncio.Lock()  # held from a batch's first send to its commit
-        self._read_to: dict[TopicPartition, int] = {}  # per assigned partition, the next offset to read
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumed = {topic: metrics.consumed.labels(topic) for topic in config.topics}
@@ -244,7 +243,6 @@ class Firehose(Service):
                 log.warning("firehose: commit failed (%r); the batch is read again", error)
                 await self._read_again(batch)
                 return
-        self._read_to.update(offsets)
         for tp, share in shares.items():
             self._consumed[tp.topic].inc(len(batch[tp]))
             self._metrics.dominated.inc(share.dropped)
@@ -280,7 +278,7 @@ class Firehose(Service):
             return
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
-            read = self._read_to.get(tp, position_of(consumer, tp))
+            read = position_of(consumer, tp)  # the next offset getmany returns: past what it handed over
             if end is not None and read is not None:
                 yield (tp.topic, tp.partition), max(0, end - read)
 
@@ -295,9 +293,7 @@ class _Handover(ConsumerRebalanceListener):
             pass
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        firehose = self._firehose
-        firehose.unreadable.keep_only(assigned)
-        firehose._read_to = {tp: offset for tp, offset in firehose._read_to.items() if tp in assigned}
+        self._firehose.unreadable.keep_only(assigned)
 
 
 def kill_before_commit(nth_batch: int) -> Callable[[], None]:

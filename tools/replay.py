@@ -20,10 +20,10 @@ from kafka import KafkaConsumer, TopicPartition
 from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
-from streams.topics import TopicNames, consumer_groups, ensure_topics
+from streams.topics import TopicNames, ensure_topics
 from tools.options import add_setting_options, bootstrap_servers, settings_from
 from tools.outputs import content, latest_by_account, read_topics
-from tools.workerpool import WorkerPool, group_lag, wait_caught_up
+from tools.workerpool import WorkerPool, app_lag, wait_caught_up
 
 BAR_WIDTH = 40
 
@@ -90,9 +90,7 @@ def run_replay(args: argparse.Namespace) -> int:
         pool.scale(args.workers)
 
         def progress(lag: int | None) -> None:
-            groups = consumer_groups(replayed.app_id, names).items()
-            left = [group_lag(servers, group, [t for t in topics if t in names.inputs], **security) for group, topics in groups]
-            inputs_left = None if None in left else sum(n for n in left if n is not None)
+            inputs_left = app_lag(servers, replayed.app_id, names, among=names.inputs, **security)
             show_progress(total - (inputs_left if inputs_left is not None else total), total, started)
 
         if not wait_caught_up(servers, replayed.app_id, names, timeout=args.timeout, progress=progress, **security):

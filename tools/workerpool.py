@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,12 +148,15 @@ def partitions_with_records(
     return holding | unsettled
 
 
-def app_lag(bootstrap_servers: str, app_id: str, names: TopicNames, **client_options: Any) -> int | None:
+def app_lag(
+    bootstrap_servers: str, app_id: str, names: TopicNames, among: Collection[str] | None = None, **client_options: Any
+) -> int | None:
     """Records the app's workers have not committed yet, over both of its consumer groups (Faust's
-    agents and the firehose stage: `consumer_groups`); None while either has not committed at all."""
+    agents and the firehose stage: `consumer_groups`), of `among` topics only when given; None
+    while either has not committed at all."""
     total = 0
     for group, topics in consumer_groups(app_id, names).items():
-        lag = group_lag(bootstrap_servers, group, list(topics), **client_options)
+        lag = group_lag(bootstrap_servers, group, [t for t in topics if among is None or t in among], **client_options)
         if lag is None:
             return None
         total += lag

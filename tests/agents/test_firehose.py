@@ -52,12 +52,13 @@ async def test_an_invalid_record_becomes_a_dead_letter_naming_its_topic_partitio
     bad_id = orjson.dumps({**HIT, "account_id": "bad id!"})
     share = sorter.sort(t.topics.hits, 3, batch(b"not json", bad_id, None, orjson.dumps(HIT), first_offset=40), NOW)
     letters = [(key, orjson.loads(letter), code) for key, letter, code in share.dead]
-    assert [(key, d["topic"], d["partition"], d["offset"], d["error"]["code"], d["raw"], d["dead_lettered_at"], code)
+    assert [(key, d["key"], d["topic"], d["partition"], d["offset"], d["error"]["code"], d["raw"], d["dead_lettered_at"], code)
             for key, d, code in letters] == [
-        (b"k0", t.topics.hits, 3, 40, "not_json", "not json", "2026-03-01T21:20:00.000Z", "not_json"),
-        (b"k1", t.topics.hits, 3, 41, "invalid_account_id", bad_id.decode(), "2026-03-01T21:20:00.000Z", "invalid_account_id"),
-        (b"k2", t.topics.hits, 3, 42, "empty_value", None, "2026-03-01T21:20:00.000Z", "empty_value"),
+        (b"k0", "k0", t.topics.hits, 3, 40, "not_json", "not json", "2026-03-01T21:20:00.000Z", "not_json"),
+        (b"k1", "k1", t.topics.hits, 3, 41, "invalid_account_id", bad_id.decode(), "2026-03-01T21:20:00.000Z", "invalid_account_id"),
+        (b"k2", "k2", t.topics.hits, 3, 42, "empty_value", None, "2026-03-01T21:20:00.000Z", "empty_value"),
     ]
+    assert all(letter["error"]["message"] for _, letter, _ in letters), "the contract's reason"
     assert forwarded(share) == [(b"acct-1", "usage_observed", "h1")], "the batch goes on after its bad records"
 
 

@@ -5,7 +5,7 @@ One run, one broker, fresh topics and app ids (`bench-<tag>...`, deleted at the 
 1. baseline   a raw aiokafka consumer reads the pre-filled input topics from the start and
               decodes every value with orjson (records/s);
 2. detector   a `usage-detector worker` subprocess processes the same topics from the start
-              until caught up (its consumer group's committed offsets reach the end offsets of
+              until caught up (its consumer groups' committed offsets reach the end offsets of
               the inputs and of its internal topics); records/s and the ratio 2/1;
 3. lag        the same worker, fed hits at a steady half of its steady rate in 2, among them
               the first hits of new accounts (--lag-starts a second): usage-start lag from the input

@@ -30,6 +30,7 @@ from localkafka.broker import (
     _port_is_free,
     _server_properties,
     ensure_jars,
+    new_cluster_id,
 )
 
 READY_TIMEOUT_S = 240.0  # three JVMs starting at once on a busy two-core machine
@@ -151,11 +152,10 @@ def start_cluster(home: Path, size: int = 3) -> ClusterInfo:
             if node not in running.running():
                 start_node(home, node.node_id)
         return wait_ready(running)
-    lib = ensure_jars()
     previous = read_cluster(home)
     ports = _ports(previous, size)
     voters = ",".join(f"{i}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports, 1))
-    cluster_id = _cluster_id(home, lib)
+    cluster_id = _cluster_id(home)
     nodes = []
     for node_id, (port, controller_port) in enumerate(ports, 1):
         node_home = home / f"node-{node_id}"
@@ -194,13 +194,12 @@ def _offsets_need_two_in_sync(info: ClusterInfo, timeout_s: float = 60.0) -> Non
         admin.close()
 
 
-def _cluster_id(home: Path, lib: Path) -> str:
+def _cluster_id(home: Path) -> str:
     """One id for every node of the cluster, kept in the home so that a restart finds the same."""
     path = home / "cluster.id"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(_java(lib, "kafka.tools.StorageTool", "random-uuid"), capture_output=True, text=True, check=True)
-        path.write_text(result.stdout.strip().splitlines()[-1])
+        path.write_text(new_cluster_id())
     return path.read_text().strip()
 
 

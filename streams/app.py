@@ -43,6 +43,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         # A topic the broker did not yet serve when the group formed (Faust's changelogs, created
         # just before it subscribes) joins the assignment at the next refresh: seconds, not 5 min.
         consumer_metadata_max_age_ms=5000,
+        stream_buffer_maxsize=settings.stream_buffer_records,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,

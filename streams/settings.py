@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     firehose_batch_records: int = Field(
         10_000, ge=1, le=1_000_000, description="most hits and Conversion API events the firehose stage takes in one batch"
     )
+    stream_buffer_records: int = Field(
+        4096,
+        ge=16,
+        le=1_000_000,
+        description="records Faust's agents buffer per stream before it pauses fetching (its stream_buffer_maxsize; "
+        "measured by `usage-detector bench --stages agents`)",
+    )
     fault_kill_before_commit_batch: int | None = Field(
         None,
         ge=1,

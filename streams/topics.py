@@ -367,7 +367,8 @@ def ensure_topics(settings: Settings, bootstrap_servers: str, timeout_s: float =
             delay = min(delay * 2, 5.0)
     topics = list(Topics.from_settings(settings))
     try:
-        existing = set(admin.list_topics())
+        # Only the detector's own names: a cluster's full metadata (thousands of topics) costs seconds to decode.
+        existing = {topic["name"] for topic in admin.describe_topics([spec.name for spec in topics]) if not topic["error_code"]}
         # Checked before anything is created: a refused start leaves the broker as it was.
         checked = [spec.name for spec in topics if spec.name in existing and spec.role is not Role.INPUT]
         if problems := mismatches(topics, describe(admin, checked)):

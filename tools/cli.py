@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import localkafka
 from models.errors import ConfigurationError
-from tools import bench, chaos, demo, explain, generate, replay
 from tools.options import add_setting_options, bootstrap_servers, settings_from
 
 
@@ -45,12 +44,17 @@ def register_runtime_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="usage-detector", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     register_runtime_commands(commands)
-    # Each tool adds its subcommand, which sets `run(args) -> exit code`.
-    for tool in (demo, explain, generate, bench, chaos, replay):
-        tool.register(commands)
+    if argv[:1] not in (["worker"], ["kafka"]):
+        # Only then the operator tools: their imports would add a third to every worker's start.
+        from tools import bench, chaos, demo, explain, generate, replay
+
+        # Each tool adds its subcommand, which sets `run(args) -> exit code`.
+        for tool in (demo, explain, generate, bench, chaos, replay):
+            tool.register(commands)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

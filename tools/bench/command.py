@@ -29,7 +29,10 @@ One run, one broker, fresh topics and app ids (`bench-<tag>...`, deleted at the 
               latest first: time until every account's latest eligibility record is right (as
               the oracle computes it) and records per account; usage-start lag of unrelated
               new accounts during a storm and on a quiet worker; the accounts table's stored
-              state of one account after each of 1,000 billing events.
+              state of one account after each of 1,000 billing events;
+9. agents     every account's first hit and billing events (work for the Faust agents, not
+              dropped by the firehose) on a fresh worker per USAGE_DETECTOR_STREAM_BUFFER_RECORDS
+              value compared: records/s and CPU a record of each.
 
 Prints a table, writes JSON (with the machine and the settings) and a PNG of the scale curve
 (matplotlib, from the `bench` extra) under bench/results/.
@@ -46,7 +49,7 @@ from typing import Any
 
 from tools.bench import report
 from tools.bench.lookup import LookupPlan
-from tools.bench.options import Options
+from tools.bench.options import AgentsPlan, Options
 from tools.bench.stages import DEFAULT_SCALE, STAGES, Bench
 from tools.bench.storm import StormPlan
 
@@ -89,6 +92,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--storm-accounts", type=count, default=None, help="trials sharing one device id per storm (default 1k; 100 with --tiny)")
     bench.add_argument("--storm-lag-rate", type=float, default=None, help="hits/s while the storm stage measures lag (default 500; 100 with --tiny)")
+    bench.add_argument("--agents-accounts", type=count, default=None,
+                       help="accounts of the agents stage: each one's first hit and billing events (default 20k; 300 with --tiny)")
+    bench.add_argument("--agents-stream-buffers", default="1024,4096,16384",
+                       help="USAGE_DETECTOR_STREAM_BUFFER_RECORDS values the agents stage compares (default 1024,4096,16384)")
     bench.add_argument("--partitions", type=int, default=8, help="USAGE_DETECTOR_PARTITIONS of the workers (default 8)")
     bench.add_argument("--out", type=Path, default=Path("bench/results"), help="where JSON and PNG go (default bench/results)")
     bench.add_argument("--label", default=None, help="name of this run in file names (default bench-<time>)")
@@ -142,6 +149,10 @@ def options_from(args: argparse.Namespace) -> Options:
             lag_hits_per_s=args.storm_lag_rate or (100.0 if tiny else 500.0),
             background_accounts=200 if tiny else 2_000,
             settle_timeout_s=600.0,
+        ),
+        agents=AgentsPlan(
+            accounts=args.agents_accounts or (300 if tiny else 20_000),
+            stream_buffers=tuple(count(s) for s in args.agents_stream_buffers.split(",")),
         ),
         max_rss=int(args.max_rss * 2**30),
         scale_trial_share=args.scale_trial_share,

@@ -17,11 +17,19 @@ from tools.bench.storm import StormPlan
 # written into a results file that gets committed.
 RECORDED_SETTINGS = (
     "app_id", "partitions", "replication_factor", "web_host", "store", "state_dir", "max_record_bytes",
-    "usage_filter_accounts", "usage_filter_save_interval_s", "census_interval_s", "producer_linger_ms",
+    "usage_filter_accounts", "usage_filter_save_interval_s", "census_interval_s", "producer_linger_ms", "stream_buffer_records",
     "crowded_signal_claimants", "duplicate_window_events", "duplicate_window_days", "judge_batch_s",
     "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_ssl_check_hostname",
 )  # fmt: skip
 RECORDED_ENV = tuple(f"USAGE_DETECTOR_{name.upper()}" for name in RECORDED_SETTINGS)
+
+
+@dataclass(frozen=True)
+class AgentsPlan:
+    """The agents stage (tools/bench/agents.py): accounts, and the stream buffer sizes it compares."""
+
+    accounts: int
+    stream_buffers: tuple[int, ...]
 
 
 @dataclass
@@ -43,6 +51,7 @@ class Options:
     timeout: float
     lookup: LookupPlan
     storm: StormPlan
+    agents: AgentsPlan
     max_rss: int = 0
     scale_trial_share: float = 0.1
 
@@ -65,6 +74,7 @@ def bench_settings(o: Options) -> dict[str, Any]:
             "input_partitions": INPUT_PARTITIONS,
             "lookup": asdict(o.lookup),
             "storm": asdict(o.storm),
+            "agents": asdict(o.agents),
             "tiny": o.tiny,
         },
         "worker": worker,

@@ -120,6 +120,9 @@ def table(results: dict[str, Any]) -> str:
         s = results["share"]
         rows.append(("7 share: two workers", f"{s['records_per_s']:,.0f} records/s", "shares " + " / ".join(
             f"{w['share']:.0%} ({w['records_read']:,.0f} read, {w['cpu_s']:.0f} s CPU)" for w in s["workers"])))
+    for run in results.get("agents", {}).get("runs", []):
+        rows.append((f"9 agents, stream buffer {run['stream_buffer_records']}", f"{run['records_per_s']:,.0f} records/s",
+                     f"{run['cpu_us_per_record']:,.0f} µs CPU a record, {run['cpu_share']:.0%} of a core"))
     width = [max(len(row[i]) for row in rows if len(row) > i) for i in range(max(map(len, rows), default=0))]
     for row in rows:
         lines.append("  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)))

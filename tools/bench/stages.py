@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from streams.kafka_inputs import ISOLATION_LEVEL
+from tools.bench.agents import agents_stage
 from tools.bench.catch_up import BenchFailed, RssLimit, measure_catch_up
 from tools.bench.kafka_io import (
     GroupWatch,
@@ -38,7 +39,7 @@ from tools.bench.workload import HitMaker, Workload
 from tools.supervisor import WorkerExited, WorkerProcess
 from tools.workerpool import TopicSet
 
-STAGES = ("throughput", "lag", "scale", "restart", "lookup", "share", "storm")
+STAGES = ("throughput", "lag", "scale", "restart", "lookup", "share", "storm", "agents")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
 HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
@@ -69,13 +70,14 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.token = secrets.token_hex(16)  # one for all workers: a routed lookup carries the caller's
 
-    def worker(self, topics: TopicSet, state_dir: Path) -> WorkerProcess:
+    def worker(self, topics: TopicSet, state_dir: Path, extra_env: dict[str, str] | None = None) -> WorkerProcess:
         env = {
             **topics.env(),
             "KAFKA_BOOTSTRAP_SERVERS": self.servers,
             "USAGE_DETECTOR_PARTITIONS": str(self.o.partitions),
             "USAGE_DETECTOR_API_TOKEN": self.token,
             "USAGE_DETECTOR_STATE_DIR": str(state_dir),
+            **(extra_env or {}),
         }
         worker = WorkerProcess(env, state_dir.parent / f"{topics.app_id}-worker-{len(self.workers) + 1}.log")
         self.workers.append(worker)
@@ -468,6 +470,9 @@ class Bench:
                 self.save()
             if "storm" in o.stages:
                 self.storm()
+            if "agents" in o.stages:
+                self.results["agents"] = agents_stage(self)
+                self.save()
         except (BenchFailed, WorkerExited, KeyboardInterrupt) as exc:
             self.results["error"] = str(exc) or exc.__class__.__name__
             self.results["worker_logs"] = str(self.workdir)  # kept for a look at what went wrong

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import overload
 
 from localkafka import broker, cluster
-from localkafka.broker import BrokerInfo, LocalKafkaError, kafka_home
+from localkafka.broker import BrokerInfo, LocalKafkaError, free_port, kafka_home, new_cluster_id
 from localkafka.cluster import ClusterInfo
 
-__all__ = ["BrokerInfo", "ClusterInfo", "LocalKafkaError", "kafka_home", "start", "status", "stop"]
+__all__ = ["BrokerInfo", "ClusterInfo", "LocalKafkaError", "free_port", "kafka_home", "new_cluster_id", "start", "status", "stop"]
 
 
 @overload

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -92,8 +93,21 @@ def ensure_jars() -> Path:
     return lib
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
+def free_port() -> int:
+    """A TCP port free on this host right now, for a server that binds it seconds later.
+
+    Taken below the range the OS gives outgoing connections (ip_local_port_range): a port the OS
+    picks is from that range, and a client connecting meanwhile (the suite's hundreds of Kafka
+    connections) could take it before the server binds (seen: "address already in use")."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 20_000), low)
+        if _port_is_free(port):
+            return port
+    with socket.socket() as sock:  # every one tried was taken: let the OS pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
@@ -312,7 +326,7 @@ def start(home: Path | None = None, *, sasl_users: Mapping[str, str] | None = No
     )
     ports = [p for p in previous_ports if p is not None]
     if len(ports) < len(previous_ports) or not all(_port_is_free(p) for p in ports):
-        ports = [_free_port() for _ in range(2 + len(listeners))]
+        ports = [free_port() for _ in range(2 + len(listeners))]
     port, controller_port, *extra_ports = ports
     extra = dict(zip(listeners, extra_ports, strict=True))
     ca_file, keystore = _make_certificates(home) if tls else (None, None)

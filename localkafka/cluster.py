@@ -23,13 +23,13 @@ from localkafka.broker import (
     LocalKafkaError,
     _accepts,
     _alive,
-    _free_port,
     _java,
     _log,
     _log4j_config,
     _port_is_free,
     _server_properties,
     ensure_jars,
+    free_port,
     new_cluster_id,
 )
 
@@ -116,7 +116,7 @@ def _ports(previous: ClusterInfo | None, size: int) -> list[tuple[int, int]]:
         kept = [(node.port, node.controller_port) for node in previous.nodes]
         if all(_port_is_free(p) for pair in kept for p in pair):
             return kept
-    return [(_free_port(), _free_port()) for _ in range(size)]
+    return [(free_port(), free_port()) for _ in range(size)]
 
 
 def _format(node_home: Path, properties: Path, cluster_id: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from localkafka import free_port
 from streams.settings import Settings
 
 WORKER_COMMAND = [str(Path(sys.executable).with_name("usage-detector")), "worker"]
@@ -27,13 +27,6 @@ WORKER_COMMAND = [str(Path(sys.executable).with_name("usage-detector")), "worker
 
 class WorkerExited(Exception):
     """A worker stopped, or never became ready, while it was expected to run; the message shows its log."""
-
-
-def free_port() -> int:
-    """A TCP port free on this host right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def settings_env(settings: Settings, bootstrap_servers: str | None = None) -> dict[str, str]:

@@ -42,12 +42,12 @@ def agents_stage(bench: Bench) -> dict[str, Any]:
     bench.progress.done(f"agents: generating {human(plan.accounts)} accounts' first hits and billing events")
     workload = Workload(accounts=plan.accounts, hits=0, seed=51, warm=True).build()
     rows = []
-    for size in plan.stream_buffers:
+    for run, size in enumerate(plan.stream_buffers, 1):  # a size may come twice: a repeat, on topics of its own
         what = f"agents, stream buffer {size}"
-        topics = fresh_topics(bench.tag, f"ag{size}")
+        topics = fresh_topics(bench.tag, f"ag{run}")
         create_topics(bench.servers, topics, o.partitions)
         bench.prefill(topics, what, workload.hit_records, workload.billing)
-        worker = bench.worker(topics, bench.workdir / f"agents-{size}-state", {"USAGE_DETECTOR_STREAM_BUFFER_RECORDS": str(size)})
+        worker = bench.worker(topics, bench.workdir / f"agents-{run}-state", {"USAGE_DETECTOR_STREAM_BUFFER_RECORDS": str(size)})
         worker.wait_ready(HEALTH_TIMEOUT_S, poll_s=0.05)
         watch = GroupWatch(bench.servers, topics)
         caught = measure_catch_up(watch, worker, bench.progress, what, o.timeout, max_rss=o.max_rss)

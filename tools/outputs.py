@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from streams.kafka_inputs import ISOLATION_LEVEL
 
@@ -17,15 +18,32 @@ def content(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in RUN_FIELDS}
 
 
-def read_topics(servers: str, topics: list[str], **consumer_options: Any) -> dict[str, list[dict[str, Any]]]:
-    """Every record of `topics`, from the beginning to their current end."""
+def read_topics(
+    servers: str, topics: list[str], timeout_s: float = 300.0, **consumer_options: Any
+) -> dict[str, list[dict[str, Any]]]:
+    """Every record of `topics`, from the beginning to the end offsets they had when called.
+
+    Read to those offsets, not until a pause: a broker slow to answer would otherwise end the
+    read early, and a record missed there would count as lost."""
     found: dict[str, list[dict[str, Any]]] = {topic: [] for topic in topics}
-    consumer = KafkaConsumer(*topics, bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=None, consumer_timeout_ms=5000, isolation_level=ISOLATION_LEVEL, **consumer_options)
-    for message in consumer:
-        if message.value:
-            found[message.topic].append(orjson.loads(message.value))
-    consumer.close()
+    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None,
+                             isolation_level=ISOLATION_LEVEL, **consumer_options)
+    try:
+        partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while unread := [tp for tp in partitions if consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {', '.join(sorted({tp.topic for tp in unread}))} to their end "
+                                   f"within {timeout_s:.0f}s from Kafka at {servers}")
+            for messages in consumer.poll(timeout_ms=500).values():
+                for message in messages:
+                    if message.value:
+                        found[message.topic].append(orjson.loads(message.value))
+    finally:
+        consumer.close()
     return found
 
 

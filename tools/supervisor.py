@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -27,6 +27,15 @@ WORKER_COMMAND = [str(Path(sys.executable).with_name("usage-detector")), "worker
 
 class WorkerExited(Exception):
     """A worker stopped, or never became ready, while it was expected to run; the message shows its log."""
+
+
+def stop_together(workers: Sequence[WorkerProcess], timeout: float = 30.0) -> None:
+    """SIGTERM every one first, then wait for each: their graceful stops (leaving the groups,
+    flushing) overlap instead of adding up."""
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait_stopped(timeout)
 
 
 def settings_env(settings: Settings, bootstrap_servers: str | None = None) -> dict[str, str]:
@@ -105,15 +114,23 @@ class WorkerProcess:
         return "\n".join(errors[:5] or tail[-15:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """Send `sig` and wait; SIGKILL when it has not exited within `timeout` (or on a Ctrl-C meanwhile)."""
+        """Send `sig` and wait (see `wait_stopped`)."""
+        self.signal(sig)
+        return self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout: float = 30.0) -> int:
+        """Wait for the exit; SIGKILL when it has not exited within `timeout` (or on a Ctrl-C meanwhile)."""
+        try:
+            self.process.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            self.process.kill()
+            self.process.wait()
+        return self.process.returncode
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` without waiting (see `stop_together`)."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except (subprocess.TimeoutExpired, KeyboardInterrupt):
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
 
     def memory(self, field_name: str = "VmRSS") -> int:
         """A /proc/<pid>/status memory field (VmRSS, VmHWM) in bytes; 0 once the process is gone."""

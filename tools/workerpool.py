@@ -18,7 +18,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.settings import Settings
 from streams.topics import SETTING_OF, TopicNames, consumer_groups
-from tools.supervisor import WorkerProcess, settings_env
+from tools.supervisor import WorkerProcess, settings_env, stop_together
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,10 @@ class WorkerPool:
             self.kill(self.processes[-1], signal.SIGTERM)
 
     def stop_all(self) -> None:
-        for process in list(self.alive()):
-            self.kill(process, signal.SIGTERM)
+        stopping = self.alive()
+        self._stopping.update(process.pid for process in stopping)
+        stop_together(stopping)
+        self.alive()
 
 
 def group_lag(bootstrap_servers: str, group_id: str, topics: list[str], **client_options: Any) -> int | None:

@@ -14,6 +14,7 @@ import localkafka
 from tests.support.kafka import Producer, TopicTail
 from tests.support.rebalance import Group, started_group
 from tests.support.worker import WorkerProcess, unique_topics
+from tools.supervisor import stop_together
 from tools.workerpool import TopicSet
 
 # Input topics belong to their producers: deliberately not the detector's own count (4).
@@ -61,8 +62,7 @@ def start_detector(
     yield Detector(topics, processes, producer, tail, bootstrap_servers)
     producer.close()
     tail.close()
-    for process in processes:
-        process.stop()
+    stop_together(processes)
     # The session's broker may be the developer's long-lived one: leave it as we found it.
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     admin.delete_topics([name for name in admin.list_topics() if topics.owns(name)])

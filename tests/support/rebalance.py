@@ -13,6 +13,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import capi, hit, trial
 from tests.support.worker import WorkerProcess, unique_topics
+from tools.supervisor import stop_together
 from tools.workerpool import TopicSet
 
 BILLING_ACCOUNTS, CAPI_ACCOUNTS, HIT_ACCOUNTS = 2000, 500, 500
@@ -41,8 +42,7 @@ def started_group(bootstrap_servers: str, tmp_path: Path) -> Iterator[Group]:
     try:
         yield group
     finally:
-        for worker in group.workers:
-            worker.stop()
+        stop_together(group.workers)
         admin.delete_topics([name for name in admin.list_topics() if topics.owns(name)])
         admin.close()
 

@@ -9,32 +9,13 @@ of each candidate, measured in one run, set the setting's default.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tools.bench.catch_up import measure_catch_up
 from tools.bench.kafka_io import GroupWatch, create_topics, delete_topics, fresh_topics
-from tools.bench.options import Options
-from tools.bench.progress import Progress, human
+from tools.bench.progress import human
+from tools.bench.stage_host import HEALTH_TIMEOUT_S, Bench
 from tools.bench.workload import Workload
-from tools.supervisor import WorkerProcess
-from tools.workerpool import TopicSet
-
-HEALTH_TIMEOUT_S = 120.0
-
-
-class Bench(Protocol):
-    """What of the bench (`tools.bench.stages.Bench`) the stage uses."""
-
-    o: Options
-    servers: str
-    tag: str
-    workdir: Path
-    progress: Progress
-
-    def worker(self, topics: TopicSet, state_dir: Path, extra_env: dict[str, str] | None = None) -> WorkerProcess: ...
-
-    def prefill(self, topics: TopicSet, what: str, hits: list[tuple[bytes, bytes]], billing: list[tuple[bytes, bytes]]) -> float: ...
 
 
 def agents_stage(bench: Bench) -> dict[str, Any]:

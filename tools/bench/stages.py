@@ -34,6 +34,7 @@ from tools.bench.profile import start_profile, summarise_profile
 from tools.bench.progress import Progress, human
 from tools.bench.report import machine, quantile
 from tools.bench.share import share_stage
+from tools.bench.stage_host import HEALTH_TIMEOUT_S
 from tools.bench.storm import StormRun
 from tools.bench.workload import HitMaker, Workload
 from tools.supervisor import WorkerExited, WorkerProcess
@@ -41,7 +42,6 @@ from tools.workerpool import TopicSet
 
 STAGES = ("throughput", "lag", "scale", "restart", "lookup", "share", "storm", "agents")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
-HEALTH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 
 
@@ -55,8 +55,6 @@ def profile_once(
 
 def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 
 
 class Bench:

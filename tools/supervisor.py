@@ -33,7 +33,7 @@ def stop_together(workers: Sequence[WorkerProcess], timeout: float = 30.0) -> No
     """SIGTERM every one first, then wait for each: their graceful stops (leaving the groups,
     flushing) overlap instead of adding up."""
     for worker in workers:
-        worker.signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
     for worker in workers:
         worker.wait_stopped(timeout)
 
@@ -115,7 +115,7 @@ class WorkerProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send `sig` and wait (see `wait_stopped`)."""
-        self.signal(sig)
+        self.send_signal(sig)
         return self.wait_stopped(timeout)
 
     def wait_stopped(self, timeout: float = 30.0) -> int:
@@ -127,7 +127,7 @@ class WorkerProcess:
             self.process.wait()
         return self.process.returncode
 
-    def signal(self, sig: int = signal.SIGTERM) -> None:
+    def send_signal(self, sig: int = signal.SIGTERM) -> None:
         """Send `sig` without waiting (see `stop_together`)."""
         if self.process.poll() is None:
             self.process.send_signal(sig)

@@ -27,10 +27,10 @@ import httpx
 import pytest
 import yaml
 
+from localkafka import free_port
 from tests.integration.conftest import Detector, start_detector
 from tests.support.worker import WorkerProcess
 from tests.unit.test_compose import DASHBOARD_FILE, dashboard_exprs
-from tools.supervisor import free_port
 
 pytestmark = pytest.mark.integration
 

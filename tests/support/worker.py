@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from localkafka import free_port
 from tools import supervisor
-from tools.supervisor import free_port
 from tools.workerpool import TopicSet
 
 TOKEN = "test-token"

@@ -27,13 +27,14 @@ import httpx
 from kafka.errors import KafkaError
 from pydantic import SecretStr
 
+from localkafka import free_port
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
 from tools.demo.console import DemoFailed, clock, say
 from tools.demo.live import LiveDemo
 from tools.demo.watch import Outputs, OutputWatcher, Publisher, describe
 from tools.options import add_setting_options, bootstrap_servers, settings_from
-from tools.supervisor import WorkerExited, WorkerProcess, free_port, settings_env
+from tools.supervisor import WorkerExited, WorkerProcess, settings_env
 from tools.traffic import DAY_MS, SIMULATION_END_MS, SIMULATION_START_MS, Traffic, generate
 
 HEALTH_TIMEOUT_S = 90.0

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
 from localkafka import cluster
 from streams.topics import TopicNames
+from tools.outputs import topic_partitions
 
 WINDOW_S = 30.0  # evidence sent this long before and after a fault shows its usage-start lag
 STALL_WINDOW_S = 120.0  # a stall is looked for this long after a fault
@@ -85,7 +86,7 @@ class OutputTail:
         consumer = KafkaConsumer(bootstrap_servers=self.servers, enable_auto_commit=False, group_id=None,
                                  request_timeout_ms=10_000)
         try:
-            partitions = [TopicPartition(t, p) for t in outputs for p in sorted(consumer.partitions_for_topic(t) or ())]
+            partitions = topic_partitions(consumer, outputs)
             usage = [tp for tp in partitions if tp.topic == self.names.usage]
             consumer.assign(usage)
             consumer.seek_to_beginning(*usage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -18,6 +19,11 @@ def content(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in RUN_FIELDS}
 
 
+def topic_partitions(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics` as the consumer's metadata knows them (none of a missing topic)."""
+    return [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
 def read_topics(
     servers: str, topics: list[str], timeout_s: float = 300.0, **consumer_options: Any
 ) -> dict[str, list[dict[str, Any]]]:
@@ -29,7 +35,7 @@ def read_topics(
     consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, group_id=None,
                              isolation_level=ISOLATION_LEVEL, **consumer_options)
     try:
-        partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = topic_partitions(consumer, topics)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)

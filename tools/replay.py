@@ -15,14 +15,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
 from tools.options import add_setting_options, bootstrap_servers, settings_from
-from tools.outputs import content, latest_by_account, read_topics
+from tools.outputs import content, latest_by_account, read_topics, topic_partitions
 from tools.workerpool import WorkerPool, app_lag, wait_caught_up
 
 BAR_WIDTH = 40
@@ -43,7 +43,7 @@ def input_size(servers: str, topics: tuple[str, ...], **client_options: Any) -> 
     # Read committed, end offsets are the last stable ones: the records the replay can read.
     consumer = KafkaConsumer(bootstrap_servers=servers, isolation_level=ISOLATION_LEVEL, **client_options)
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        partitions = topic_partitions(consumer, topics)
         return sum(consumer.end_offsets(partitions).values())
     finally:
         consumer.close()

@@ -18,6 +18,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.settings import Settings
 from streams.topics import SETTING_OF, TopicNames, consumer_groups
+from tools.outputs import topic_partitions
 from tools.supervisor import WorkerProcess, settings_env, stop_together
 
 
@@ -116,7 +117,7 @@ def group_lag(bootstrap_servers: str, group_id: str, topics: list[str], **client
                              max_partition_fetch_bytes=64 * 1024, fetch_max_bytes=1024 * 1024, **client_options)
     try:
         committed = admin.list_group_offsets(group_id).get(group_id, {})
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        partitions = topic_partitions(consumer, topics)
         ends = consumer.end_offsets(partitions)  # read_committed: up to the last stable offset
         if not committed and any(ends.values()):
             return None

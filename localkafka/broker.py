@@ -24,7 +24,7 @@ READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 HEAP = ["-Xms256m", "-Xmx768m"]
 # A broker for one machine's development and tests: C1 only and the serial collector halve its CPU
-# to start and to serve a test suite's topic churn (measured: 10 s against 23 s of CPU), which on a
+# to start and to serve a test suite's topic churn (measured: 11.6 s against 22.9 s of CPU), which on a
 # two-core machine is time the workers get back. Throughput comparisons (bench) read the same broker.
 JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
 

@@ -25,8 +25,8 @@ MACHINE_FIELDS = ("cpu", "cores", "memory_bytes", "python", "kafka_broker", "pac
 
 def test_tiny_bench_reports_every_stage(bootstrap_servers: str, tmp_path: Path) -> None:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers}
-    # The lookup and share stages (two more workers each, ~30 s) are left to unit tests of their reports and to
-    # real runs: the suite stays fast.
+    # The lookup, share, storm and agents stages (more workers each, 30 s and up) are left to unit tests of
+    # their reports and to real runs: the suite stays fast.
     stages = "throughput,lag,scale,restart"
     command = [str(Path(sys.executable).with_name("usage-detector")), "bench", "--tiny", "--stages", stages, "--out", str(tmp_path), "--label", "tiny"]
     done = subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=300)

@@ -24,6 +24,12 @@ from streams.settings import Settings
 
 WORKER_COMMAND = [str(Path(sys.executable).with_name("usage-detector")), "worker"]
 
+# One client for every request to the workers' endpoints (and any other local HTTP service):
+# `httpx.get` builds a client, and with it a TLS context that loads the CA bundle (~30 ms of
+# CPU), on every call, and readiness is polled ten times a second. A Client may be shared
+# between threads.
+HTTP = httpx.Client()
+
 
 class WorkerExited(Exception):
     """A worker stopped, or never became ready, while it was expected to run; the message shows its log."""
@@ -83,7 +89,7 @@ class WorkerProcess:
 
     def healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+            return HTTP.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:  # refused while starting; 503 while recovering is not ready either
             return False
 
@@ -144,7 +150,7 @@ class WorkerProcess:
 
     def metric(self, name: str) -> float:
         """The sum of a metric's samples on the worker's /metrics, over all its labels."""
-        families = text_string_to_metric_families(httpx.get(f"{self.url}/metrics", timeout=5.0).text)
+        families = text_string_to_metric_families(HTTP.get(f"{self.url}/metrics", timeout=5.0).text)
         return sum(sample.value for family in families for sample in family.samples if sample.name == name)
 
     def cpu_seconds(self) -> float:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
 from tests.integration.conftest import Detector
 from tests.support.records import charge, trial
 from tests.support.worker import TOKEN
+from tools.supervisor import HTTP
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,7 +29,7 @@ def test_any_worker_answers_for_any_account(two_workers: Detector) -> None:
         ),
     )
     for account in accounts:
-        answers = [httpx.get(f"{w.url}/accounts/{account}", headers=AUTH, timeout=10) for w in two_workers.workers]
+        answers = [HTTP.get(f"{w.url}/accounts/{account}", headers=AUTH, timeout=10) for w in two_workers.workers]
         assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
         bodies = [a.json() for a in answers]
         assert bodies[0] == bodies[1]  # one answered from its table, the other routed to it
@@ -41,11 +41,11 @@ def test_every_worker_refuses_without_a_valid_token_and_knows_unknown_accounts(t
         url = f"{worker.url}/accounts/someone"
         # Faust's own table pages would hand out any account's stored state without a token.
         for page in ("/table/", "/table/accounts/", "/table/accounts/someone/"):
-            assert httpx.get(f"{worker.url}{page}").status_code == 404, page
-        assert httpx.get(url).status_code == 401
-        assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
-        assert httpx.get(url, headers={"Authorization": TOKEN}).status_code == 401  # no scheme
-        assert httpx.get(f"{worker.url}/accounts/{uuid.uuid4().hex}", headers=AUTH).status_code == 404
-        assert httpx.get(f"{worker.url}/accounts/not%20valid", headers=AUTH).status_code == 404
-        health = httpx.get(f"{worker.url}/healthz")
+            assert HTTP.get(f"{worker.url}{page}").status_code == 404, page
+        assert HTTP.get(url).status_code == 401
+        assert HTTP.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert HTTP.get(url, headers={"Authorization": TOKEN}).status_code == 401  # no scheme
+        assert HTTP.get(f"{worker.url}/accounts/{uuid.uuid4().hex}", headers=AUTH).status_code == 404
+        assert HTTP.get(f"{worker.url}/accounts/not%20valid", headers=AUTH).status_code == 404
+        health = HTTP.get(f"{worker.url}/healthz")
         assert health.status_code == 200 and health.json()["status"] == "ok"

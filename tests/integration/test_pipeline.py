@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from kafka.admin import KafkaAdminClient
 
@@ -18,6 +17,7 @@ from tests.integration.conftest import INPUT_PARTITIONS, Detector, start_detecto
 from tests.support.kafka import TopicTail
 from tests.support.records import billing, cancellation, capi, charge, hit, refund, trial
 from tests.support.worker import TOKEN
+from tools.supervisor import HTTP
 from tools.workerpool import group_lag
 
 pytestmark = pytest.mark.integration
@@ -288,22 +288,22 @@ def test_http_lookup_needs_the_token_and_answers_the_account(detector: Detector)
     publish(detector, [("billing", trial(account, T0)), ("billing", charge(account, T_CHARGE, "c1"))])
     wait_eligibility(detector, account, "eligible", ["trial_charge_unused"])
     url = f"{detector.worker.url}/accounts/{account}"
-    assert httpx.get(url).status_code == 401
-    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    found = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert HTTP.get(url).status_code == 401
+    assert HTTP.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    found = HTTP.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
     assert found.status_code == 200
     body = found.json()
     assert body["eligibility"]["state"] == "eligible" and body["usage"] is None
-    missing = httpx.get(f"{detector.worker.url}/accounts/{new_account()}", headers={"Authorization": f"Bearer {TOKEN}"})
+    missing = HTTP.get(f"{detector.worker.url}/accounts/{new_account()}", headers={"Authorization": f"Bearer {TOKEN}"})
     assert missing.status_code == 404
-    assert httpx.get(f"{detector.worker.url}/healthz").status_code == 200
+    assert HTTP.get(f"{detector.worker.url}/healthz").status_code == 200
     # The table census runs in the background (every second for this module's worker): wait for one
     # that has seen the eligible account.
     detector.tail.wait_for(
         "a census with an eligible account",
-        lambda: 'usage_detector_accounts{state="eligible"}' in httpx.get(f"{detector.worker.url}/metrics").text,
+        lambda: 'usage_detector_accounts{state="eligible"}' in HTTP.get(f"{detector.worker.url}/metrics").text,
     )
-    metrics = httpx.get(f"{detector.worker.url}/metrics").text
+    metrics = HTTP.get(f"{detector.worker.url}/metrics").text
     for name in (
         "usage_detector_usage_start_lag_seconds_bucket",
         "usage_detector_decision_publish_latency_seconds_bucket",

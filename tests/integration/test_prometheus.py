@@ -31,6 +31,7 @@ from localkafka import free_port
 from tests.integration.conftest import Detector, start_detector
 from tests.support.worker import WorkerProcess
 from tests.unit.test_compose import DASHBOARD_FILE, dashboard_exprs
+from tools.supervisor import HTTP
 
 pytestmark = pytest.mark.integration
 
@@ -62,8 +63,8 @@ class Scrapes:
         while not self._stop.is_set():
             for url in list(self.urls):
                 try:
-                    health = httpx.get(f"{url}/healthz", timeout=5)
-                    metrics = httpx.get(f"{url}/metrics", timeout=5)
+                    health = HTTP.get(f"{url}/healthz", timeout=5)
+                    metrics = HTTP.get(f"{url}/metrics", timeout=5)
                 except httpx.HTTPError:  # not listening yet
                     continue
                 self.answers.append(Answer(url, metrics.status_code, metrics.text, health.json()))
@@ -98,18 +99,18 @@ class Prometheus:
     def ready(self) -> bool:
         assert self.process.poll() is None, f"prometheus exited; its log {self.log_path}:\n{self.log_path.read_text()[-3000:]}"
         try:
-            return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+            return HTTP.get(f"{self.url}/-/ready", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
+        answer = HTTP.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
         assert answer["status"] == "success", (expr, answer)
         return list(answer["data"]["result"])
 
     def active_alerts(self, name: str, **labels: str) -> list[dict[str, Any]]:
         """The alert's pending or firing instances with these labels."""
-        alerts = httpx.get(f"{self.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        alerts = HTTP.get(f"{self.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
         return [a for a in alerts if a["labels"]["alertname"] == name and labels.items() <= a["labels"].items()]
 
     def stop(self) -> None:
@@ -199,7 +200,7 @@ def test_the_census_is_taken_at_start(observed: Observed) -> None:
     first = observed.detector.workers[0]  # its next census is due in 10 minutes
 
     def census() -> str | None:
-        exposition = httpx.get(f"{first.url}/metrics").text
+        exposition = HTTP.get(f"{first.url}/metrics").text
         return exposition if "usage_detector_census_age_seconds " in exposition else None
 
     assert 'usage_detector_table_keys{table="accounts"}' in observed.wait_for("the census at start", census, timeout=10)
@@ -222,7 +223,7 @@ def test_every_dashboard_query_returns_series_after_traffic(observed: Observed) 
     # Only partitions an agent reads: a changelog's "lag" would be its length, growing forever.
     assert observed.prometheus.query('usage_detector_consumer_lag{topic=~".*-changelog"}') == []
     for worker in observed.detector.workers:  # with every family filled in
-        assert promtool_check_metrics(httpx.get(f"{worker.url}/metrics").text) == ""
+        assert promtool_check_metrics(HTTP.get(f"{worker.url}/metrics").text) == ""
 
 
 def test_a_paused_worker_is_not_scraped_and_its_backlog_breaks_the_lag_objective(observed: Observed) -> None:

@@ -21,6 +21,7 @@ from streams.topics import firehose_group
 from tests.support.kafka import Producer, TopicTail
 from tests.support.records import hit
 from tests.support.worker import WorkerProcess, unique_topics
+from tools.supervisor import HTTP
 from tools.workerpool import TopicSet, app_lag, group_lag
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 
 def health(worker: WorkerProcess) -> dict:
-    return httpx.get(f"{worker.url}/healthz", timeout=5).json()
+    return HTTP.get(f"{worker.url}/healthz", timeout=5).json()
 
 
 def wait(what: str, condition, timeout: float = 60.0):
@@ -66,7 +67,7 @@ def test_a_worker_rides_out_a_broker_outage_and_reports_it(own_broker: tuple[str
         local_broker.stop()
         gone = wait("/healthz to report Kafka unreachable", lambda: not health(worker)["kafka_reachable"])
         assert gone and health(worker)["status"] == "not ready"
-        assert httpx.get(f"{worker.url}/healthz").status_code == 503
+        assert HTTP.get(f"{worker.url}/healthz").status_code == 503
         assert local_broker.start().bootstrap_servers == servers  # the same address comes back
         wait("/healthz to be ready again", lambda: health(worker)["status"] == "ok")
         assert worker.process.poll() is None

@@ -16,6 +16,7 @@ import pytest
 from tests.integration.conftest import Detector, start_detector
 from tests.support.kafka import Producer
 from tests.support.records import hit
+from tools.supervisor import HTTP
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def new_account() -> str:
 
 
 def health(detector: Detector) -> dict[str, Any]:
-    return httpx.get(f"{detector.worker.url}/healthz", timeout=5).json()
+    return HTTP.get(f"{detector.worker.url}/healthz", timeout=5).json()
 
 
 def used(detector: Detector, account_id: str) -> bool:
@@ -62,7 +63,7 @@ def test_an_lz4_batch_stops_its_partition_and_healthz_says_what_to_install(witho
     [batch] = detector.tail.wait_for("/healthz to report the lz4 batch", reported)
     assert (batch["topic"], batch["partition"], batch["batch_offset"], batch["waits_at"]) == (hits, 0, offset, offset)
     assert "lz4" in batch["error"] and "pip install 'aiokafka[lz4,snappy,zstd]'" in batch["fix"]
-    assert httpx.get(f"{detector.worker.url}/healthz").status_code == 503
+    assert HTTP.get(f"{detector.worker.url}/healthz").status_code == 503
     assert detector.worker.metric("usage_detector_unreadable_input_partitions") == 1
     log = detector.worker.log_tail(400)
     assert f"{hits}[0]: the record batch at offset {offset} cannot be read" in log and "pip install" in log

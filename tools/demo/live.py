@@ -27,7 +27,7 @@ from tools.demo.view import (
     render,
 )
 from tools.demo.watch import OutputWatcher, Publisher, describe, what_else_changed
-from tools.supervisor import WorkerProcess
+from tools.supervisor import HTTP, WorkerProcess
 from tools.traffic import Traffic
 
 METRICS_SCRAPE_S = 1.0  # and reads the worker's /metrics once per second
@@ -90,7 +90,7 @@ class LiveDemo:
     def scrape(self) -> None:
         self._scraped_at = time.monotonic()
         try:
-            self.metrics_text = httpx.get(f"{self.worker.url}/metrics", timeout=0.5).raise_for_status().text
+            self.metrics_text = HTTP.get(f"{self.worker.url}/metrics", timeout=0.5).raise_for_status().text
             self.metrics_note = ""
         except httpx.HTTPError as error:
             self.metrics_note = f"the worker's /metrics could not be read ({error}); showing the last scrape"

@@ -34,7 +34,7 @@ from tools.demo.console import DemoFailed, clock, say
 from tools.demo.live import LiveDemo
 from tools.demo.watch import Outputs, OutputWatcher, Publisher, describe
 from tools.options import add_setting_options, bootstrap_servers, settings_from
-from tools.supervisor import WorkerExited, WorkerProcess, settings_env
+from tools.supervisor import HTTP, WorkerExited, WorkerProcess, settings_env
 from tools.traffic import DAY_MS, SIMULATION_END_MS, SIMULATION_START_MS, Traffic, generate
 
 HEALTH_TIMEOUT_S = 90.0
@@ -138,7 +138,7 @@ def wait_until_settled(watcher: OutputWatcher, worker: WorkerProcess, account_id
 def lookup(worker: WorkerProcess, token: str, account_id: str) -> tuple[int | None, dict[str, Any] | str]:
     """GET /accounts/{id} as the refund service would: (status, document or error text)."""
     try:
-        response = httpx.get(f"{worker.url}/accounts/{account_id}", headers={"Authorization": f"Bearer {token}"}, timeout=5.0)
+        response = HTTP.get(f"{worker.url}/accounts/{account_id}", headers={"Authorization": f"Bearer {token}"}, timeout=5.0)
     except httpx.HTTPError as error:
         return None, repr(error)
     return response.status_code, response.json() if response.is_success else response.text

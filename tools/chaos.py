@@ -32,7 +32,7 @@ from tools.chaos_workload import Workload, decode_inputs, expected_outcome, gene
 from tools.ledger import account_for
 from tools.options import add_setting_options, bootstrap_servers, settings_from
 from tools.outputs import content, latest_by_account, read_topics
-from tools.workerpool import WorkerPool, wait_caught_up
+from tools.workerpool import LagProbe, WorkerPool, wait_caught_up
 
 
 @dataclass
@@ -287,10 +287,9 @@ def run_chaos(args: argparse.Namespace) -> int:
         if chaos.disturb_error is not None:
             raise SystemExit(f"usage-detector chaos: the faults stopped early ({chaos.disturb_error!r}); "
                              "the run is void, start it again") from chaos.disturb_error
-        chaos.report.caught_up = wait_caught_up(
-            servers, settings.app_id, names, timeout=args.settle_timeout,
-            progress=chaos.settling,
-        )
+        with LagProbe(servers) as probe:
+            chaos.report.caught_up = wait_caught_up(probe, settings.app_id, names, timeout=args.settle_timeout,
+                                                    progress=chaos.settling)
         outputs = read_outputs(servers, names)
         compare(chaos.report, expected, outputs, chaos.bad_offsets)
         chaos.report.ledger = account_for(decoded, outputs, expected, chaos.bad_offsets).as_report()

@@ -23,7 +23,7 @@ from streams.settings import Settings
 from streams.topics import TopicNames, ensure_topics
 from tools.options import add_setting_options, bootstrap_servers, settings_from
 from tools.outputs import content, latest_by_account, read_topics, topic_partitions
-from tools.workerpool import WorkerPool, app_lag, wait_caught_up
+from tools.workerpool import LagProbe, WorkerPool, wait_caught_up
 
 BAR_WIDTH = 40
 
@@ -88,12 +88,14 @@ def run_replay(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         pool.scale(args.workers)
+        with LagProbe(servers, **security) as probe:
 
-        def progress(lag: int | None) -> None:
-            inputs_left = app_lag(servers, replayed.app_id, names, among=names.inputs, **security)
-            show_progress(total - (inputs_left if inputs_left is not None else total), total, started)
+            def progress(lag: int | None) -> None:
+                inputs_left = probe.app_lag(replayed.app_id, names, among=names.inputs)
+                show_progress(total - (inputs_left if inputs_left is not None else total), total, started)
 
-        if not wait_caught_up(servers, replayed.app_id, names, timeout=args.timeout, progress=progress, **security):
+            caught_up = wait_caught_up(probe, replayed.app_id, names, timeout=args.timeout, progress=progress)
+        if not caught_up:
             print(f"\nreplay did not catch up within {args.timeout:.0f}s; worker logs: {pool.workdir}", file=sys.stderr)
             return 1
     finally:

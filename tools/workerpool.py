@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
@@ -104,30 +104,57 @@ class WorkerPool:
         self.alive()
 
 
-def group_lag(bootstrap_servers: str, group_id: str, topics: list[str], **client_options: Any) -> int | None:
-    """Records of `topics` the group has not committed yet; None before it has committed at all.
+class LagProbe:
+    """Asks how far consumer groups are behind, over one admin client and one consumer kept open.
 
-    Counted as the workers read (`read_committed`): behind a partition's committed offset, what
-    only transactions left (their commit and abort markers, their aborted records) is nothing to
-    read, and a worker never commits past it, so such a partition counts as caught up.
+    A fresh pair of clients costs about 40 ms of CPU a question, half of it the broker's, and the
+    waits below ask for minutes on end. Close it (or use it in a `with`) when done.
     """
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
-    # Small fetches: a partition with records tells so by its first batch.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level=ISOLATION_LEVEL,
-                             max_partition_fetch_bytes=64 * 1024, fetch_max_bytes=1024 * 1024, **client_options)
-    try:
-        committed = admin.list_group_offsets(group_id).get(group_id, {})
-        partitions = topic_partitions(consumer, topics)
-        ends = consumer.end_offsets(partitions)  # read_committed: up to the last stable offset
+
+    def __init__(self, bootstrap_servers: str, **client_options: Any) -> None:
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
+        # Small fetches: a partition with records tells so by its first batch.
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level=ISOLATION_LEVEL,
+                                       max_partition_fetch_bytes=64 * 1024, fetch_max_bytes=1024 * 1024, **client_options)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._admin.close()
+
+    def group_lag(self, group_id: str, topics: list[str]) -> int | None:
+        """Records of `topics` the group has not committed yet; None before it has committed at all.
+
+        Counted as the workers read (`read_committed`): behind a partition's committed offset, what
+        only transactions left (their commit and abort markers, their aborted records) is nothing to
+        read, and a worker never commits past it, so such a partition counts as caught up.
+        """
+        committed = self._admin.list_group_offsets(group_id).get(group_id, {})
+        partitions = topic_partitions(self._consumer, topics)
+        ends = self._consumer.end_offsets(partitions)  # read_committed: up to the last stable offset
         if not committed and any(ends.values()):
             return None
         starts = {tp: committed[tp].offset if tp in committed and committed[tp].offset > 0 else 0 for tp in partitions}
         behind = {tp: ends[tp] - starts[tp] for tp in partitions if ends[tp] > starts[tp]}
-        holding = partitions_with_records(consumer, {tp: starts[tp] for tp in behind}, ends)
+        holding = partitions_with_records(self._consumer, {tp: starts[tp] for tp in behind}, ends)
         return sum(count for tp, count in behind.items() if tp in holding)
-    finally:
-        consumer.close()
-        admin.close()
+
+    def app_lag(self, app_id: str, names: TopicNames, among: Collection[str] | None = None) -> int | None:
+        """Records the app's workers have not committed yet, over both of its consumer groups (Faust's
+        agents and the firehose stage: `consumer_groups`), of `among` topics only when given; None
+        while either has not committed at all."""
+        total = 0
+        for group, topics in consumer_groups(app_id, names).items():
+            lag = self.group_lag(group, [t for t in topics if among is None or t in among])
+            if lag is None:
+                return None
+            total += lag
+        return total
 
 
 def partitions_with_records(
@@ -138,6 +165,7 @@ def partitions_with_records(
     if not starts:
         return set()
     consumer.assign(list(starts))
+    consumer.resume(*consumer.paused())  # an assignment keeps what an earlier question paused
     for tp, start in starts.items():
         consumer.seek(tp, start)
     holding: set[TopicPartition] = set()
@@ -151,35 +179,19 @@ def partitions_with_records(
     return holding | unsettled
 
 
-def app_lag(
-    bootstrap_servers: str, app_id: str, names: TopicNames, among: Collection[str] | None = None, **client_options: Any
-) -> int | None:
-    """Records the app's workers have not committed yet, over both of its consumer groups (Faust's
-    agents and the firehose stage: `consumer_groups`), of `among` topics only when given; None
-    while either has not committed at all."""
-    total = 0
-    for group, topics in consumer_groups(app_id, names).items():
-        lag = group_lag(bootstrap_servers, group, [t for t in topics if among is None or t in among], **client_options)
-        if lag is None:
-            return None
-        total += lag
-    return total
-
-
 def wait_caught_up(
-    bootstrap_servers: str,
+    probe: LagProbe,
     app_id: str,
     names: TopicNames,
     timeout: float,
     settle: float = 6.0,
     progress: Callable[[int | None], None] | None = None,
-    **client_options: Any,
 ) -> bool:
     """Wait until the app's lag is zero for `settle` seconds on end (nothing in flight)."""
     deadline = time.monotonic() + timeout
     zero_since: float | None = None
     while time.monotonic() < deadline:
-        lag = app_lag(bootstrap_servers, app_id, names, **client_options)
+        lag = probe.app_lag(app_id, names)
         if progress is not None:
             progress(lag)
         if lag == 0:
@@ -188,6 +200,6 @@ def wait_caught_up(
                 return True
         else:
             zero_since = None
-        # Asking costs two fresh clients: while far behind, ask less often and leave the CPU to the workers.
+        # While far behind, ask less often and leave the CPU to the workers.
         time.sleep(1.0 if lag is not None and lag < 10_000 else 5.0)
     return False

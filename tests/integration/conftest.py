@@ -11,11 +11,12 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 import localkafka
+from streams.topics import firehose_group
 from tests.support.kafka import Producer, TopicTail
 from tests.support.rebalance import Group, started_group
 from tests.support.worker import WorkerProcess, unique_topics
 from tools.supervisor import stop_together
-from tools.workerpool import TopicSet
+from tools.workerpool import LagProbe, TopicSet
 
 # Input topics belong to their producers: deliberately not the detector's own count (4).
 INPUT_PARTITIONS = {"hits": 3, "capi": 1, "billing": 2}
@@ -33,10 +34,15 @@ class Detector:
     producer: Producer
     tail: TopicTail
     bootstrap_servers: str
+    lag: LagProbe
 
     @property
     def worker(self) -> WorkerProcess:
         return self.workers[0]
+
+    def hits_lag(self) -> int | None:
+        """The firehose stage's lag on the hits (None before its first commit)."""
+        return self.lag.group_lag(firehose_group(self.topics.app_id), [self.topics.hits])
 
 
 def start_detector(
@@ -59,7 +65,9 @@ def start_detector(
         raise
     tail = TopicTail(bootstrap_servers, [topics.usage, topics.eligibility, topics.dead_letter])
     producer = Producer(bootstrap_servers)
-    yield Detector(topics, processes, producer, tail, bootstrap_servers)
+    lag = LagProbe(bootstrap_servers)
+    yield Detector(topics, processes, producer, tail, bootstrap_servers, lag)
+    lag.close()
     producer.close()
     tail.close()
     stop_together(processes)

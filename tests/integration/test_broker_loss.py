@@ -24,7 +24,7 @@ from tests.support.worker import WorkerProcess, unique_topics
 from tools.broker_faults import leaders
 from tools.chaos import Report, compare, read_outputs
 from tools.chaos_workload import decode_inputs, expected_outcome, generate_sparse
-from tools.workerpool import TopicSet, wait_caught_up
+from tools.workerpool import LagProbe, TopicSet, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +108,8 @@ def _kill_the_busiest_broker_mid_flow(worker: WorkerProcess, topics: TopicSet, s
 
     # Caught up with the killed broker still down: two brokers serve every partition.
     lags: list[int | None] = []
-    caught_up = wait_caught_up(servers, topics.app_id, topics, timeout=300, progress=lags.append)
+    with LagProbe(servers) as probe:
+        caught_up = wait_caught_up(probe, topics.app_id, topics, timeout=300, progress=lags.append)
     assert caught_up, f"lag over the last checks: {lags[-10:]}\n{worker.log_excerpt()}"
     report = Report(seed=14)
     compare(report, expected, read_outputs(servers, topics), bad_offsets)

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from streams.topics import firehose_group
 from tests.integration.conftest import Detector, start_detector
 from tests.support.records import hit
 from tests.support.worker import WorkerProcess
-from tools.workerpool import group_lag
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +21,6 @@ pytestmark = pytest.mark.integration
 def firehose_detector(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
     # Its own: the test changes its account-events topic.
     yield from start_detector(bootstrap_servers, tmp_path_factory.mktemp("firehose"))
-
-
-def hits_lag(detector: Detector) -> int | None:
-    return group_lag(detector.bootstrap_servers, firehose_group(detector.topics.app_id), [detector.topics.hits])
 
 
 def set_max_message_bytes(servers: str, topic: str, value: int) -> None:
@@ -54,7 +48,7 @@ def test_no_offset_is_committed_past_a_send_the_broker_refused(firehose_detector
     for account, record in first[:10]:  # forwarded and committed before the broker refuses
         detector.producer.send(detector.topics.hits, record, key=account)
     detector.producer.flush()
-    wait_for("the first hits committed", lambda: hits_lag(detector) == 0)
+    wait_for("the first hits committed", lambda: detector.hits_lag() == 0)
 
     # Every account event is larger than this: each of the next batches' sends is refused.
     set_max_message_bytes(detector.bootstrap_servers, detector.topics.account_events, 64)
@@ -63,13 +57,13 @@ def test_no_offset_is_committed_past_a_send_the_broker_refused(firehose_detector
             detector.producer.send(detector.topics.hits, record, key=account)
         detector.producer.flush()
         wait_for("the batch's sends refused (or its offsets committed)",
-                 lambda: "sends failed" in detector.worker.log_path.read_text(errors="replace") or hits_lag(detector) != 20)
+                 lambda: "sends failed" in detector.worker.log_path.read_text(errors="replace") or detector.hits_lag() != 20)
         time.sleep(3)  # several attempts, each read again from the batch's start
-        assert hits_lag(detector) == 20, "an offset was committed past a record whose send was refused"
+        assert detector.hits_lag() == 20, "an offset was committed past a record whose send was refused"
     finally:
         set_max_message_bytes(detector.bootstrap_servers, detector.topics.account_events, 1_048_588)  # the default
 
-    wait_for("the refused hits committed once their sends are accepted", lambda: hits_lag(detector) == 0)
+    wait_for("the refused hits committed once their sends are accepted", lambda: detector.hits_lag() == 0)
     usage = detector.tail.wait_for(
         "every account's usage", lambda: all(detector.tail.records(detector.topics.usage, a) for a in accounts)
     )
@@ -87,14 +81,14 @@ def test_a_worker_killed_between_acknowledged_sends_and_the_commit_loses_nothing
         detector.bootstrap_servers, detector.topics, tmp_path, {"USAGE_DETECTOR_FAULT_KILL_BEFORE_COMMIT_BATCH": "1"}
     )
     doomed.wait_ready()
-    committed_before = hits_lag(detector)
+    committed_before = detector.hits_lag()
     accounts = [f"killed-{n}" for n in range(20)]
     for account in accounts:
         detector.producer.send(detector.topics.hits, hit(account, "2026-03-01T10:00:00Z"), key=account)
     detector.producer.flush()
     wait_for("the injected SIGKILL", lambda: not doomed.running())
     assert "fault injection: SIGKILL before committing firehose batch 1" in doomed.log_path.read_text(errors="replace")
-    left = hits_lag(detector)  # None: the group never committed at all (this test alone)
+    left = detector.hits_lag()  # None: the group never committed at all (this test alone)
     assert committed_before == 0 and (left is None or left > 0), "the killed batch was not committed"
 
     successor = WorkerProcess(detector.bootstrap_servers, detector.topics, tmp_path)
@@ -103,4 +97,4 @@ def test_a_worker_killed_between_acknowledged_sends_and_the_commit_loses_nothing
     detector.tail.wait_for(
         "every account's usage", lambda: all(detector.tail.records(detector.topics.usage, a) for a in accounts), 60
     )
-    wait_for("the batch committed by the successor", lambda: hits_lag(detector) == 0)
+    wait_for("the batch committed by the successor", lambda: detector.hits_lag() == 0)

@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from streams.topics import firehose_group
 from tests.integration.conftest import INPUT_PARTITIONS, Detector, start_detector
 from tests.support.kafka import TopicTail
 from tests.support.records import billing, cancellation, capi, charge, hit, refund, trial
 from tests.support.worker import TOKEN
 from tools.supervisor import HTTP
-from tools.workerpool import group_lag
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +139,7 @@ def test_later_hits_of_a_used_account_are_dropped_and_still_committed(detector: 
         lambda: [r for r in detector.tail.records(detector.topics.dead_letter) if account in (r.value["raw"] or "")],
     )
     assert letters[0].value["error"]["code"] == "invalid_field"
-    detector.tail.wait_for("the hits' offsets committed", lambda: group_lag(detector.bootstrap_servers, firehose_group(detector.topics.app_id), [detector.topics.hits]) == 0)
+    detector.tail.wait_for("the hits' offsets committed", lambda: detector.hits_lag() == 0)
     assert detector.worker.metric("usage_detector_evidence_dropped_total") - dropped_before == 40
     assert [r.value["version"] for r in detector.tail.records(detector.topics.usage, account)] == [first["version"]]
 

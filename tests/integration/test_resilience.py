@@ -22,7 +22,7 @@ from tests.support.kafka import Producer, TopicTail
 from tests.support.records import hit
 from tests.support.worker import WorkerProcess, unique_topics
 from tools.supervisor import HTTP
-from tools.workerpool import TopicSet, app_lag, group_lag
+from tools.workerpool import LagProbe, TopicSet
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +108,10 @@ class Scene:
     accounts: list[str]
     producer: Producer
     tail: TopicTail
+    lag: LagProbe
+
+    def hits_committed(self) -> bool:
+        return self.lag.group_lag(firehose_group(self.topics.app_id), [self.topics.hits]) == 0
 
     def send_hits(self, received_at: str, accounts: list[str] | None = None) -> None:
         for account in self.accounts if accounts is None else accounts:
@@ -122,13 +126,14 @@ class Scene:
     def close(self) -> None:
         self.producer.close()
         self.tail.close()
+        self.lag.close()
 
 
 def scene_with_usage(servers: str, tmp_path: Path, prefix: str, count: int, **env: str) -> tuple[Scene, WorkerProcess]:
     topics = unique_topics()
     scene = Scene(
         servers, tmp_path, topics, {"USAGE_DETECTOR_STATE_DIR": str(tmp_path / "state"), **env},
-        [f"{prefix}-{n}" for n in range(count)], Producer(servers), TopicTail(servers, [topics.usage]),
+        [f"{prefix}-{n}" for n in range(count)], Producer(servers), TopicTail(servers, [topics.usage]), LagProbe(servers),
     )  # fmt: skip
     worker = scene.worker()
     scene.send_hits("2026-03-01T10:00:00Z")
@@ -144,13 +149,13 @@ def test_sigterm_commits_everything_and_the_restarted_worker_still_knows_which_h
     local_broker.start()
     scene, worker = scene_with_usage(servers, tmp_path, "term", 50)
     assert worker.stop(signal.SIGTERM) == 0
-    assert app_lag(servers, scene.topics.app_id, scene.topics) == 0
+    assert scene.lag.app_lag(scene.topics.app_id, scene.topics) == 0
 
     restarted = scene.worker()
     try:
         assert "usage filter: 50 accounts restored" in restarted.log_path.read_text(errors="replace")
         scene.send_hits("2026-03-02T10:00:00Z")
-        wait("the later hits to be committed", lambda: group_lag(servers, firehose_group(scene.topics.app_id), [scene.topics.hits]) == 0)
+        wait("the later hits to be committed", scene.hits_committed)
         assert restarted.metric("usage_detector_evidence_dropped_total") == 50
     finally:
         restarted.stop()
@@ -173,7 +178,7 @@ def test_a_sigkilled_worker_restarted_on_its_state_restores_the_filter_it_saved_
         assert "usage filter: 30 accounts restored" in restarted.log_path.read_text(errors="replace")
         scene.send_hits("2026-03-02T10:00:00Z")
         scene.send_hits("2026-02-28T10:00:00Z", ["kill-0"])  # earlier: must get through
-        wait("the later hits to be committed", lambda: group_lag(servers, firehose_group(scene.topics.app_id), [scene.topics.hits]) == 0)
+        wait("the later hits to be committed", scene.hits_committed)
         usage = scene.tail.records
         scene.tail.wait_for(
             "kill-0's usage to move earlier",

@@ -16,10 +16,8 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from streams.topics import firehose_group
 from tests.integration.conftest import Detector
 from tests.support.records import capi, charge, hit, trial
-from tools.workerpool import group_lag
 
 pytestmark = pytest.mark.integration
 
@@ -104,4 +102,4 @@ def test_what_transactions_leave_behind_the_last_record_is_no_lag(detector: Dete
     aborting.close()
 
     detector.tail.wait_for("the committed hit's usage", lambda: detector.tail.records(topics.usage, committed_account))
-    detector.tail.wait_for("no lag on the hits", lambda: group_lag(servers, firehose_group(topics.app_id), [topics.hits]) == 0)
+    detector.tail.wait_for("no lag on the hits", lambda: detector.hits_lag() == 0)

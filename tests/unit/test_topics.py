@@ -149,7 +149,7 @@ def test_the_topology_declares_its_tables_and_internal_topics_as_the_registry_do
 
 
 def test_each_topic_the_workers_read_is_committed_by_the_group_that_reads_it() -> None:
-    """The tools' lag (`app_lag`) sums the groups: a topic in the wrong one would never catch up."""
+    """The tools' lag (`LagProbe.app_lag`) sums the groups: a topic in the wrong one would never catch up."""
     detector = create_app(SETTINGS, "127.0.0.1:1")
     faust_reads = {name for agent in detector.app.agents.values() for name in agent.channel.topics}
     firehose = detector.topology.firehose.config

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -270,9 +270,14 @@ def _java(lib: Path, main_class: str, *args: str, jvm_options: tuple[str, ...] =
     return [java, *HEAP, *JVM_OPTIONS, "-Djava.awt.headless=true", *jvm_options, "-cp", f"{lib}/*", main_class, *args]
 
 
-def new_cluster_id() -> str:
-    """What `kafka-storage random-uuid` prints (a UUID in unpadded URL-safe base64), without a JVM."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+def new_cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """What `kafka-storage random-uuid` prints (a UUID in unpadded URL-safe base64), without a JVM.
+
+    Never one starting with "-", as Kafka's own `Uuid.randomUuid` does: `kafka-storage format
+    --cluster-id -x...` would read it as an option (seen, one format in 64)."""
+    while (cluster_id := base64.urlsafe_b64encode(draw().bytes).rstrip(b"=").decode()).startswith("-"):
+        pass
+    return cluster_id
 
 
 def _format_storage(lib: Path, home: Path, properties: Path, scram_users: Mapping[str, str] | None = None) -> None:

@@ -2,6 +2,7 @@
 the OS hands to outgoing connections, which could take one before its server binds it."""
 
 import socket
+import uuid
 from pathlib import Path
 
 from localkafka import free_port, new_cluster_id
@@ -21,3 +22,10 @@ def test_a_cluster_id_has_the_form_kafka_storage_prints() -> None:
     ids = {new_cluster_id() for _ in range(20)}
     assert len(ids) == 20
     assert all(len(cluster_id) == 22 and "=" not in cluster_id for cluster_id in ids)
+
+
+def test_a_cluster_id_never_starts_with_a_dash() -> None:
+    """`kafka-storage format --cluster-id -…` would read the id as an option and fail the start."""
+    dashed = uuid.UUID(bytes=b"\xfb" + bytes(15))  # base64 "-w…"
+    draws = iter([dashed, dashed, uuid.UUID(int=1)])
+    assert new_cluster_id(lambda: next(draws)) == "AAAAAAAAAAAAAAAAAAAAAQ"

@@ -23,6 +23,7 @@ def shared_fixture_group(item: pytest.Item) -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the marks to put each group on one process
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Integration tests first, the many short unit tests after them to fill the processes' ends.
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.settings import Settings
@@ -41,6 +42,28 @@ class TopicSet(TopicNames):
         """The environment that points a worker process at these topics."""
         named = {f"USAGE_DETECTOR_{setting.upper()}": getattr(self, name) for name, setting in SETTING_OF.items()}
         return {"USAGE_DETECTOR_APP_ID": self.app_id, **named}
+
+
+def delete_topics(bootstrap_servers: str, which: Callable[[str], bool], **client_options: Any) -> list[str]:
+    """Deletes the topics `which` picks (a `TopicSet.owns`, a run's prefix); returns their names."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
+    try:
+        doomed = [name for name in admin.list_topics() if which(name)]
+        remove_topics(admin, doomed)
+        return doomed
+    finally:
+        admin.close()
+
+
+def remove_topics(admin: KafkaAdminClient, names: list[str]) -> None:
+    """Deletes `names`. One deleted a moment ago may still be listed (deletion spreads through the
+    cluster's metadata) and is gone by the time it is asked to go: that is no error (seen)."""
+    for start in range(0, len(names), 20):
+        result = admin.delete_topics(names[start : start + 20], raise_errors=False)
+        failed = {topic["name"]: topic["error_message"] for topic in result["topics"]
+                  if topic["error_code"] not in (0, UnknownTopicOrPartitionError.errno)}
+        if failed:
+            raise KafkaError(f"deleting topics failed: {failed}")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from tests.support.kafka import Producer, TopicTail
 from tests.support.rebalance import Group, started_group
 from tests.support.worker import WorkerProcess, unique_topics
 from tools.supervisor import stop_together
-from tools.workerpool import LagProbe, TopicSet
+from tools.workerpool import LagProbe, TopicSet, delete_topics
 
 # Input topics belong to their producers: deliberately not the detector's own count (4).
 INPUT_PARTITIONS = {"hits": 3, "capi": 1, "billing": 2}
@@ -72,9 +72,7 @@ def start_detector(
     tail.close()
     stop_together(processes)
     # The session's broker may be the developer's long-lived one: leave it as we found it.
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    admin.delete_topics([name for name in admin.list_topics() if topics.owns(name)])
-    admin.close()
+    delete_topics(bootstrap_servers, topics.owns)
 
 
 @pytest.fixture(scope="module")

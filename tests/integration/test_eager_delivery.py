@@ -22,6 +22,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams import eager_delivery, rebalance
 from tests.support.kafka import Producer
+from tools.workerpool import remove_topics
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ def filled_topic(bootstrap_servers: str) -> Iterator[str]:
     try:
         yield name
     finally:
-        admin.delete_topics([n for n in admin.list_topics() if n == name or n.startswith(f"{name}-")])
+        remove_topics(admin, [n for n in admin.list_topics() if n == name or n.startswith(f"{name}-")])
         admin.close()
 
 

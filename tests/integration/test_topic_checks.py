@@ -15,7 +15,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams.topics import Role, Topics, TopicSpec
 from tests.support.worker import WorkerProcess, unique_topics
-from tools.workerpool import TopicSet
+from tools.workerpool import TopicSet, delete_topics
 
 PARTITIONS = 4  # the workers' USAGE_DETECTOR_PARTITIONS (tests/support/worker.py)
 
@@ -24,9 +24,7 @@ PARTITIONS = 4  # the workers' USAGE_DETECTOR_PARTITIONS (tests/support/worker.p
 def topics(bootstrap_servers: str) -> Iterator[TopicSet]:
     topics = unique_topics()
     yield topics
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    admin.delete_topics([name for name in admin.list_topics() if topics.owns(name)])
-    admin.close()
+    delete_topics(bootstrap_servers, topics.owns)
 
 
 def create(bootstrap_servers: str, *specs: TopicSpec) -> None:

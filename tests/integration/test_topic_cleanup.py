@@ -1,5 +1,5 @@
-"""The bench removes its topics even when one of them is gone already (deleted a moment ago, still
-listed while the deletion spreads): seen to fail a whole bench run at its end."""
+"""The tools and the tests remove their topics even when one of them is gone already (deleted a
+moment ago, still listed while the deletion spreads): seen to fail a whole bench run at its end."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uuid
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from tools.bench.kafka_io import remove_topics
+from tools.workerpool import remove_topics
 
 pytestmark = pytest.mark.integration
 

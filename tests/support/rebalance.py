@@ -14,7 +14,7 @@ from tests.support.kafka import Producer, TopicTail
 from tests.support.records import capi, hit, trial
 from tests.support.worker import WorkerProcess, unique_topics
 from tools.supervisor import stop_together
-from tools.workerpool import TopicSet
+from tools.workerpool import TopicSet, remove_topics
 
 BILLING_ACCOUNTS, CAPI_ACCOUNTS, HIT_ACCOUNTS = 2000, 500, 500
 AT = "2026-03-01T10:00:00Z"
@@ -43,7 +43,7 @@ def started_group(bootstrap_servers: str, tmp_path: Path) -> Iterator[Group]:
         yield group
     finally:
         stop_together(group.workers)
-        admin.delete_topics([name for name in admin.list_topics() if topics.owns(name)])
+        remove_topics(admin, [name for name in admin.list_topics() if topics.owns(name)])
         admin.close()
 
 

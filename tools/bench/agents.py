@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from tools.bench.catch_up import measure_catch_up
-from tools.bench.kafka_io import GroupWatch, create_topics, delete_topics, fresh_topics
+from tools.bench.kafka_io import GroupWatch, create_topics, fresh_topics
 from tools.bench.progress import human
 from tools.bench.stage_host import HEALTH_TIMEOUT_S, Bench
 from tools.bench.workload import Workload
+from tools.workerpool import delete_topics
 
 
 def agents_stage(bench: Bench) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def agents_stage(bench: Bench) -> dict[str, Any]:
         watch.close()
         worker.stop()
         if not o.keep_topics:
-            delete_topics(bench.servers, topics.prefix)
+            delete_topics(bench.servers, topics.owns)
         row = {
             "stream_buffer_records": size,
             "records": workload.total,

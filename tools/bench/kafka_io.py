@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -13,9 +13,6 @@ from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.topics import Topics, consumer_groups
 from tools.bench.progress import Progress, human
 from tools.workerpool import TopicSet
-
-if TYPE_CHECKING:
-    from kafka.admin import KafkaAdminClient
 
 INPUT_PARTITIONS = {"hits": 8, "capi": 2, "billing": 4}
 LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
@@ -43,32 +40,6 @@ def create_topics(servers: str, topics: TopicSet, partitions: int) -> None:
         )
     finally:
         admin.close()
-
-
-def delete_topics(servers: str, prefix: str) -> list[str]:
-    """Deletes the topics whose names start with `prefix`; returns their names."""
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="usage-detector-bench")
-    try:
-        doomed = [name for name in admin.list_topics() if name.startswith(prefix)]
-        remove_topics(admin, doomed)
-        return doomed
-    finally:
-        admin.close()
-
-
-def remove_topics(admin: KafkaAdminClient, names: list[str]) -> None:
-    """Deletes `names`. One deleted a moment ago may still be listed (deletion spreads through the
-    cluster's metadata) and is gone by the time it is asked to go: that is no error (seen)."""
-    from kafka.errors import KafkaError, UnknownTopicOrPartitionError
-
-    for start in range(0, len(names), 20):
-        result = admin.delete_topics(names[start : start + 20], raise_errors=False)
-        failed = {topic["name"]: topic["error_message"] for topic in result["topics"]
-                  if topic["error_code"] not in (0, UnknownTopicOrPartitionError.errno)}
-        if failed:
-            raise KafkaError(f"deleting topics failed: {failed}")
 
 
 async def produce(servers: str, topic: str, records: list[tuple[bytes, bytes]], progress: Progress, what: str) -> float:

@@ -12,10 +12,11 @@ import time
 from typing import Any
 
 from tools.bench.catch_up import measure_catch_up
-from tools.bench.kafka_io import GroupWatch, create_topics, delete_topics, fresh_topics
+from tools.bench.kafka_io import GroupWatch, create_topics, fresh_topics
 from tools.bench.progress import human
 from tools.bench.stage_host import HEALTH_TIMEOUT_S, Bench
 from tools.bench.workload import Workload
+from tools.workerpool import delete_topics
 
 SETTLE_S = 5.0  # after both are ready: the firehose group's second join settles
 
@@ -44,7 +45,7 @@ def share_stage(bench: Bench) -> dict[str, Any]:
     for worker in workers:
         worker.stop()
     if not o.keep_topics:
-        delete_topics(bench.servers, topics.prefix)
+        delete_topics(bench.servers, topics.owns)
     shares = ", ".join(f"{w['share']:.0%}" for w in each)
     bench.progress.done(f"share: {human(rate)} records/s by two workers; shares {shares}")
     # Seconds: from the first records produced (the prefill ran meanwhile) to caught up.

@@ -23,7 +23,6 @@ from tools.bench.catch_up import BenchFailed, RssLimit, measure_catch_up
 from tools.bench.kafka_io import (
     GroupWatch,
     create_topics,
-    delete_topics,
     fresh_topics,
     produce,
     raw_consume,
@@ -38,7 +37,7 @@ from tools.bench.stage_host import HEALTH_TIMEOUT_S
 from tools.bench.storm import StormRun
 from tools.bench.workload import HitMaker, Workload
 from tools.supervisor import WorkerExited, WorkerProcess
-from tools.workerpool import TopicSet
+from tools.workerpool import TopicSet, delete_topics
 
 STAGES = ("throughput", "lag", "scale", "restart", "lookup", "share", "storm", "agents")
 DEFAULT_SCALE = (10_000, 100_000, 1_000_000)
@@ -305,7 +304,7 @@ class Bench:
                 if accounts == largest and "restart" in o.stages:
                     self.results["restart"] = {"accounts": accounts, "skipped": "the scale point did not finish"}
                 if not o.keep_topics:
-                    delete_topics(self.servers, topics.prefix)
+                    delete_topics(self.servers, topics.owns)
                     shutil.rmtree(state_dir, ignore_errors=True)
                 self.results["scale"] = rows
                 self.save()
@@ -347,7 +346,7 @@ class Bench:
             else:
                 worker.stop(timeout=STOP_TIMEOUT_S)
             if not o.keep_topics:
-                delete_topics(self.servers, topics.prefix)
+                delete_topics(self.servers, topics.owns)
                 shutil.rmtree(state_dir, ignore_errors=True)
             self.results["scale"] = rows
             self.save()
@@ -401,7 +400,7 @@ class Bench:
         for worker in workers:
             worker.stop(timeout=STOP_TIMEOUT_S)
         if not self.o.keep_topics:
-            delete_topics(self.servers, topics.prefix)
+            delete_topics(self.servers, topics.owns)
 
     # 7 ------------------------------------------------------------------------------------------
 
@@ -478,7 +477,7 @@ class Bench:
             for worker in self.workers:
                 worker.stop(timeout=STOP_TIMEOUT_S)
             if not o.keep_topics:
-                delete_topics(self.servers, f"bench-{self.tag}")
+                delete_topics(self.servers, lambda name: name.startswith(f"bench-{self.tag}-"))
             if "error" not in self.results:
                 shutil.rmtree(self.workdir, ignore_errors=True)
             else:  # worker logs only: the state can be large

@@ -10,6 +10,7 @@ from streams import durable_producer, kafka_inputs, rebalance
 from streams.health import readiness, watch_broker
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
+from streams.prompt_start import PromptTableManager
 from streams.settings import Settings
 from streams.store import store_url
 from streams.topology import Topology, build_topology
@@ -37,9 +38,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         producer_acks=-1,  # all in-sync replicas; idempotence: streams/durable_producer.py
         producer_linger=settings.producer_linger_ms / 1000,
         # A killed worker's partitions move on within seconds, not the client default of a minute.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
-        broker_rebalance_timeout=20.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 5,
+        broker_rebalance_timeout=settings.session_timeout_s * 2,
         # A topic the broker did not yet serve when the group formed (Faust's changelogs, created
         # just before it subscribes) joins the assignment at the next refresh: seconds, not 5 min.
         consumer_metadata_max_age_ms=5000,
@@ -55,6 +56,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
         web_port=settings.web_port,
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         autodiscover=False,
+        TableManager=PromptTableManager,  # no fixed second of sleep at start
     )
     metrics = Metrics()
     rebalance.install(app)

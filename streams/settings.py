@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         None, description="password of that private key (environment only)", json_schema_extra={"env_only": True}
     )
     kafka_ssl_check_hostname: bool = Field(True, description="check the broker's host name against its certificate")
+    session_timeout_s: float = Field(
+        10.0,
+        ge=3,
+        le=300,
+        description="how long the groups wait for a worker that went silent (killed, frozen) before its partitions "
+        "move on; it heartbeats five times in that span",
+    )
     judge_batch_s: float = Field(
         1.0, gt=0, le=10, description="how long judge-signals gathers claims to judge each signal's together (fewer verdicts in a burst)"
     )

@@ -103,6 +103,7 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics, bootstr
             client={"bootstrap_servers": bootstrap_servers, **KafkaSecurity.from_settings(settings).aiokafka_config()},
             batch_records=settings.firehose_batch_records,
             linger_ms=settings.producer_linger_ms,
+            session_timeout_s=settings.session_timeout_s,
         ),
         Sorter({topic: decoders[topic] for topic in names.firehose}, names.hits, forwarded, settings.max_record_bytes),
         metrics,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -15,6 +16,13 @@ from streams.topics import ensure_topics
 log = logging.getLogger("usage_detector")
 
 
+class Worker(faust.Worker):
+    async def _sentinel_task(self) -> None:
+        # mode runs this to its end before closing the loop: 1 s at every stop, when everything
+        # has already stopped. A few turns of the loop let the last callbacks run.
+        await asyncio.sleep(0.05)
+
+
 def run_worker(settings: Settings, bootstrap_servers: str) -> int:
     """Blocks until the worker stops (SIGTERM, Ctrl-C); Faust's worker exits the process itself."""
     security = KafkaSecurity.from_settings(settings)  # a bad combination stops here, before any connection
@@ -24,7 +32,7 @@ def run_worker(settings: Settings, bootstrap_servers: str) -> int:
     if created:
         log.info("created topics: %s", ", ".join(created))
     detector = create_app(settings, bootstrap_servers)
-    worker = faust.Worker(detector.app, loglevel="info")
+    worker = Worker(detector.app, loglevel="info")
     if not sys.stdout.isatty():
         worker.spinner = None
     worker.execute_from_commandline()

@@ -120,6 +120,7 @@ class FirehoseConfig:
     client: dict[str, Any]  # bootstrap servers and security, for both clients
     batch_records: int
     linger_ms: int
+    session_timeout_s: float
 
 
 class Firehose(Service):
@@ -151,22 +152,26 @@ class Firehose(Service):
             **c.client, client_id=f"{c.group_id}-producer", acks="all", enable_idempotence=True, linger_ms=c.linger_ms
         )
 
-    async def on_start(self) -> None:
+    def _new_consumer(self) -> AIOKafkaConsumer:
         c = self.config
-        self._producer = self._new_producer()
-        self._consumer = AIOKafkaConsumer(
+        return AIOKafkaConsumer(
             **c.client,
             client_id=c.group_id,
             group_id=c.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level=ISOLATION_LEVEL,
-            # As the Faust agents' group: a killed worker's partitions move on within seconds.
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=2_000,
-            rebalance_timeout_ms=20_000,
+            # As the Faust agents' group (streams/app.py): a killed worker's partitions move on within seconds.
+            session_timeout_ms=round(c.session_timeout_s * 1000),
+            heartbeat_interval_ms=round(c.session_timeout_s * 200),
+            rebalance_timeout_ms=round(c.session_timeout_s * 2000),
             metadata_max_age_ms=5_000,
         )
+
+    async def on_start(self) -> None:
+        c = self.config
+        self._producer = self._new_producer()
+        self._consumer = self._new_consumer()
         await self._producer.start()
         await self._consumer.start()
         self._consumer.subscribe(list(c.topics), listener=_Handover(self))

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from streams.app import create_app
 from streams.kafka_inputs import (
+    FETCH_MAX_WAIT_MS,
     ISOLATION_LEVEL,
     InputsConsumer,
     InputsConsumerThread,
@@ -29,7 +30,7 @@ from tests.support.upstream import Pins, assert_unchanged
 # What streams.kafka_inputs was written against. A new aiokafka or Faust that changes one of these
 # fails here: read the new code, check the isolation level and the unreadable-batch handling still fit.
 UPSTREAM: Pins = {
-    # builds the fetcher from `_isolation_level`, set after construction
+    # builds the fetcher from `_isolation_level` and `_fetch_max_wait_ms`, set after construction
     "AIOKafkaConsumer.start": (AIOKafkaConsumer.start, "2f1ba7044332"),
     # Faust sets read_committed only under exactly-once
     "AIOKafkaConsumerThread._create_worker_consumer": (AIOKafkaConsumerThread._create_worker_consumer, "c2701bfc3e6f"),
@@ -54,7 +55,7 @@ def test_both_clients_can_decompress_every_codec_kafka_defines(codec: str) -> No
     assert getattr(kafka_python_codec, f"has_{codec}")(), f"kafka-python cannot read {codec}: install kafka-python[{codec}]"
 
 
-def test_the_workers_consumer_reads_committed_records_only(tmp_path: Path) -> None:
+def test_the_workers_consumer_reads_committed_records_and_waits_half_a_second_on_empty_fetches(tmp_path: Path) -> None:
     detector = create_app(Settings(state_dir=tmp_path), "127.0.0.1:1")  # built, never started
     consumer = detector.app.consumer
     assert isinstance(consumer, InputsConsumer) and isinstance(consumer._thread, InputsConsumerThread)
@@ -62,7 +63,9 @@ def test_the_workers_consumer_reads_committed_records_only(tmp_path: Path) -> No
     async def built() -> AIOKafkaConsumer:
         return consumer._thread._create_worker_consumer(detector.app.transport)
 
-    assert asyncio.run(built())._isolation_level == ISOLATION_LEVEL == "read_committed"
+    built_consumer = asyncio.run(built())
+    assert built_consumer._isolation_level == ISOLATION_LEVEL == "read_committed"
+    assert built_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 500  # not Faust's 1.5 s: see kafka_inputs
 
 
 def gauge() -> Gauge:

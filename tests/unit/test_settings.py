@@ -1,9 +1,13 @@
 import argparse
+import asyncio
+from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from models.inputs import TrialIdentity, TrialStarted
 from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
+from streams.app import create_app
 from streams.settings import Settings
 from tools.cli import main
 from tools.options import add_setting_options, settings_from
@@ -83,3 +87,22 @@ def test_a_worker_started_with_settings_env_reads_back_the_same_settings(monkeyp
     for variable, value in settings_env(settings).items():
         monkeypatch.setenv(variable, value)
     assert Settings() == settings
+
+
+def test_both_consumer_groups_take_the_session_timeout_and_heartbeat_five_times_in_it(tmp_path: Path) -> None:
+    detector = create_app(Settings(state_dir=tmp_path, session_timeout_s=6), "127.0.0.1:1")  # built, never started
+    conf = detector.app.conf
+    assert (conf.broker_session_timeout, conf.broker_heartbeat_interval, conf.broker_rebalance_timeout) == (6, 1.2, 12)
+    assert detector.topology.firehose.config.session_timeout_s == 6
+
+    async def agents_consumer() -> AIOKafkaConsumer:
+        return detector.app.consumer._thread._create_worker_consumer(detector.app.transport)
+
+    consumer = asyncio.run(agents_consumer())
+    assert (consumer._session_timeout_ms, consumer._heartbeat_interval_ms) == (6000, 1200)
+
+    async def firehose_consumer() -> AIOKafkaConsumer:
+        return detector.topology.firehose._new_consumer()
+
+    consumer = asyncio.run(firehose_consumer())
+    assert (consumer._session_timeout_ms, consumer._heartbeat_interval_ms, consumer._rebalance_timeout_ms) == (6000, 1200, 12000)

@@ -117,14 +117,13 @@ class WorkerPool:
         """Start or gracefully stop (SIGTERM) workers until `count` run."""
         while len(self.alive()) < count:
             self.start()
-        while len(self.alive()) > count:
-            self.kill(self.processes[-1], signal.SIGTERM)
+        surplus = self.alive()[count:]
+        self._stopping.update(process.pid for process in surplus)
+        stop_together(surplus)  # their graceful stops overlap
+        self.alive()
 
     def stop_all(self) -> None:
-        stopping = self.alive()
-        self._stopping.update(process.pid for process in stopping)
-        stop_together(stopping)
-        self.alive()
+        self.scale(0)
 
 
 class LagProbe:
@@ -223,6 +222,6 @@ def wait_caught_up(
                 return True
         else:
             zero_since = None
-        # While far behind, ask less often and leave the CPU to the workers.
-        time.sleep(1.0 if lag is not None and lag < 10_000 else 5.0)
+        # While far behind (minutes of work), ask less often and leave the CPU to the workers.
+        time.sleep(5.0 if lag is not None and lag >= 100_000 else 1.0)
     return False

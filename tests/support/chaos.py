@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.worker import SESSION_TIMEOUT_S
+
 
 def run_chaos(bootstrap_servers: str, tmp_path: Path, *options: str) -> tuple[dict, subprocess.CompletedProcess[str]]:
     report_path = tmp_path / "chaos.json"
@@ -15,7 +17,7 @@ def run_chaos(bootstrap_servers: str, tmp_path: Path, *options: str) -> tuple[di
         "--kafka-bootstrap-servers", bootstrap_servers,
         "--records", "8000", "--accounts", "400", "--kills", "3", "--broker-restarts", "0",
         "--commit-kills", "3", "--commit-kill-within", "3",
-        "--rate", "1500", "--settle-timeout", "240",
+        "--rate", "1500", "--settle-timeout", "240", "--session-timeout-s", SESSION_TIMEOUT_S,
         "--workdir", str(tmp_path / "workers"), "--output", str(report_path), *options,
     ]
     finished = subprocess.run(command, check=False, capture_output=True, text=True, timeout=420)

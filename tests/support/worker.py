@@ -10,6 +10,8 @@ from tools import supervisor
 from tools.workerpool import TopicSet
 
 TOKEN = "test-token"
+# Tests kill workers often: a killed one's partitions move on after 6 s instead of the default 10.
+SESSION_TIMEOUT_S = "6"
 
 
 def unique_topics() -> TopicSet:
@@ -29,6 +31,7 @@ class WorkerProcess(supervisor.WorkerProcess):
             "USAGE_DETECTOR_PARTITIONS": "4",
             "USAGE_DETECTOR_WEB_PORT": str(port),
             "USAGE_DETECTOR_API_TOKEN": TOKEN,
+            "USAGE_DETECTOR_SESSION_TIMEOUT_S": SESSION_TIMEOUT_S,
             "USAGE_DETECTOR_STATE_DIR": str(state_dir / f"state-{port}"),
             **(extra_env or {}),
         }

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
 
 from models.abuse import AbuseVerdict, Signal
 from models.outputs import ChargeSummary, Evidence, RefundEligibility, UsageState
+
+
+class CancellationClaim(BaseModel):
+    """A cancellation request as it came: when, through which channel, asked by whom."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: int
+    channel: Literal["dashboard", "email", "chat", "phone", "payment_method_revoked", "other"]
+    requested_by: Literal["owner", "other"]
+
+
+class Refund(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    charge_id: str
+    refunded_at: int
 
 
 class AccountState(BaseModel):
@@ -31,5 +50,11 @@ class AccountState(BaseModel):
     # `seen_billing_event_ids`, every id: ignored when read (facts fold idempotently).
     recent_billing_events: tuple[tuple[int, str], ...] = ()
     abuse_verdicts: dict[str, AbuseVerdict] = {}  # by signal digest, the highest `seq` of each
+    # The details people look at (the console's timeline); the decision reads the facts above.
+    # Written beside them, not instead: a worker of the previous version, which drops fields it
+    # does not know when it saves an account, still decides right during a rolling upgrade; only
+    # the details of what it folded are missing then (the console says "not recorded").
+    cancellation_claims: tuple[CancellationClaim, ...] = ()  # in time order
+    refunds: tuple[Refund, ...] = ()  # in time order
     usage: UsageState | None = None
     eligibility: RefundEligibility | None = None

@@ -8,7 +8,7 @@ from models.abuse import AbuseVerdict, SignalClaim
 from models.inputs import CancellationRequested, Charged, RefundIssued
 from models.internal import AccountEvent, TrialBegan, UsageObserved
 from models.outputs import ChargeSummary, Decision, Evidence, RefundEligibility, UsageState
-from models.state import AccountState
+from models.state import AccountState, CancellationClaim, Refund
 from policy.refund import charge_order, decide
 
 Record = UsageState | RefundEligibility
@@ -74,10 +74,18 @@ def fold(state: AccountState, event: AccountEvent, window: DuplicateWindow = DEF
             update["dashboard_cancellations_at"] = tuple(sorted({*state.dashboard_cancellations_at, event.occurred_at}))
         else:
             update["other_cancellation_claims_at"] = tuple(sorted({*state.other_cancellation_claims_at, event.occurred_at}))
+        claim = CancellationClaim(at=event.occurred_at, channel=event.channel, requested_by=event.requested_by)
+        update["cancellation_claims"] = tuple(sorted({*state.cancellation_claims, claim}, key=_claim_order))
     elif isinstance(event, RefundIssued):
         update["refunded_charge_ids"] = state.refunded_charge_ids | {event.charge_id}
+        refund = Refund(charge_id=event.charge_id, refunded_at=event.occurred_at)
+        update["refunds"] = tuple(sorted({*state.refunds, refund}, key=lambda r: (r.refunded_at, r.charge_id)))
     # subscription_started and plan_changed are recorded (as seen) and change nothing else.
     return state.model_copy(update=update)
+
+
+def _claim_order(claim: CancellationClaim) -> tuple[int, str, str]:
+    return (claim.at, claim.channel, claim.requested_by)
 
 
 def _remembered(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import faust
 
 from streams import durable_producer, kafka_inputs, rebalance
+from streams.console.views import install_console
 from streams.health import readiness, watch_broker
 from streams.kafka_security import KafkaSecurity
 from streams.metrics import Metrics
@@ -70,4 +71,5 @@ def create_app(settings: Settings, bootstrap_servers: str) -> Detector:
 
     metrics.ready.set_function(lambda: float(ready()[0]))
     register_views(app, settings, topology.accounts, metrics, ready)
+    install_console(app, settings, topology.accounts, topology.topics.eligibility, bootstrap_servers)
     return Detector(app=app, topology=topology, metrics=metrics)

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="address the HTTP server binds and advertises to other workers")
     web_port: int = Field(6066, ge=1, le=65535)
     api_token: SecretStr | None = Field(None, description="bearer token for /accounts/...; unset: every lookup is 401")
+    console_token: SecretStr | None = Field(
+        None,
+        description="read-only token for the billing team's console (/console); the API token opens it too; "
+        "neither set: nobody can log in",
+    )
     signal_key: SecretStr = Field(
         SecretStr("development-only-signal-key"),
         description="HMAC-SHA256 secret that hashes identity signals; the same on every worker",

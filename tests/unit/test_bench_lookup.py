@@ -28,9 +28,10 @@ def test_tiny_sizes_and_the_table_row_of_each_case() -> None:
     register(commands)
     plan = options_from(commands.choices["bench"].parse_args(["--tiny", "--stages", "lookup"])).lookup
     assert (plan.accounts, plan.rate, plan.requests, plan.concurrency) == (200, 100.0, 200, 16)
-    case = {"requests_per_s": 99.0, "p50_ms": 2.0, "p99_ms": 9.0, "max_ms": 12.0, "concurrency": 16, "worker_cpu_us_per_lookup": [300.0, 9.0]}
+    case = {"requests_per_s": 99.0, "p50_ms": 2.0, "p95_ms": 5.0, "p99_ms": 9.0, "max_ms": 12.0, "concurrency": 16, "worker_cpu_us_per_lookup": [300.0, 9.0]}
     kinds = {"local": {"at_rate": case, "at_max": case}, "routed": {"at_rate": case, "at_max": case}}
-    results = {"label": "t", "machine": {"cpu": "cpu", "cores": 2}, "lookup": {"idle": kinds, "firehose": kinds}}
+    results = {"label": "t", "machine": {"cpu": "cpu", "cores": 2}, "lookup": {"idle": kinds, "firehose": kinds, "console_page": kinds}}
     lines = table(results).splitlines()
     assert len([line for line in lines if line.startswith("6 lookup")]) == 4
+    assert any(line.startswith("6 console page local, idle") and "p95 5.0" in line for line in lines)
     assert any(line.startswith("6 lookup routed, firehose") and "p99 9.0" in line and "CPU 309 µs" in line for line in lines)

@@ -1,4 +1,5 @@
-"""Stage 6, lookup: `GET /accounts/{id}` against two workers sharing the accounts.
+"""Stage 6, lookup: `GET /accounts/{id}` against two workers sharing the accounts, and the
+billing team's page of an account (`GET /console/accounts/{id}`, rendered HTML) on idle workers.
 
 Every request goes to the first worker. Faust's table routing decides who answers: a *local*
 lookup is of an account the first worker holds, a *routed* one of an account the second holds
@@ -67,17 +68,27 @@ def split_by_owner(owners: dict[str, str], here: str) -> tuple[list[str], list[s
 
 
 class Lookups:
-    """An HTTP client of one worker: the token, one connection pool, and the measured runs."""
+    """An HTTP client of one worker: the token, one connection pool, and the measured runs of `path`
+    (`/accounts/{}`: the JSON lookup; `/console/accounts/{}`: the console's page, after logging in)."""
 
-    def __init__(self, url: str, token: str, connections: int) -> None:
+    def __init__(self, url: str, token: str, connections: int, path: str = "/accounts/{}") -> None:
         import aiohttp
 
         self.url = url
+        self.path = path
+        self.token = token
         self.session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {token}"},
             connector=aiohttp.TCPConnector(limit=connections),
             timeout=aiohttp.ClientTimeout(total=30),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # the console's cookie, from a worker at an IP address
         )
+
+    async def log_in(self) -> None:
+        """The console's session cookie, kept by the client for every request after."""
+        async with self.session.post(f"{self.url}/console/login", data={"token": self.token}, allow_redirects=False) as response:
+            if response.status != 303:
+                raise BenchFailed(f"lookup: the console refused the token ({response.status})")
 
     async def close(self) -> None:
         await self.session.close()
@@ -93,7 +104,8 @@ class Lookups:
 
     async def get(self, account: str, since: float, latencies: list[float], failures: Counter[str]) -> None:
         try:
-            async with self.session.get(f"{self.url}/accounts/{account}") as response:
+            # A redirect (to the console's login) is a failure, not an answer.
+            async with self.session.get(self.url + self.path.format(account), allow_redirects=False) as response:
                 await response.read()
                 status = response.status
         except Exception as exc:  # noqa: BLE001 - a failed request is counted by its kind, never fatal
@@ -251,6 +263,19 @@ async def lookup_stage(
                 results[load]["hits"] = hits
             for worker in workers:
                 worker.check_running()
+        results["console_page"] = await console_page(first.url, token, by_kind, plan, workers, progress)
         return results
     finally:
         await lookups.close()
+
+
+async def console_page(
+    url: str, token: str, by_kind: dict[str, list[str]], plan: LookupPlan, workers: Sequence[WorkerProcess], progress: Progress
+) -> dict[str, Any]:
+    """The console's account page, each kind at the plan's rate and at the maximum, the workers idle."""
+    pages = Lookups(url, token, connections=max(plan.concurrency, 100), path="/console/accounts/{}")
+    try:
+        await pages.log_in()
+        return await measure(pages, by_kind, plan, workers, progress, "console page")
+    finally:
+        await pages.close()

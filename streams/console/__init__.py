@@ -1,0 +1,1 @@
+"""The billing team's console: pages served by every worker, behind a token (README, "Operations")."""

@@ -181,14 +181,19 @@ def queue_row(record: RefundEligibility) -> dict[str, object]:
     }
 
 
-def queue_json(records: Iterable[RefundEligibility], revision: int) -> bytes:
-    return orjson.dumps({"revision": revision, "rows": [queue_row(r) for r in records]})
+READING = "still reading refund.eligibility: more may appear"
+
+
+def queue_json(records: Iterable[RefundEligibility], revision: int, caught_up: bool) -> bytes:
+    return orjson.dumps({"revision": revision, "caught_up": caught_up, "rows": [queue_row(r) for r in records]})
 
 
 QUEUE_COLUMNS = ("account", "decision", "because", "charge", "decided at", "version")
 
 
-def queue_page(records: list[RefundEligibility], states: tuple[EligibilityState, ...], text: str, revision: int) -> str:
+def queue_page(
+    records: list[RefundEligibility], states: tuple[EligibilityState, ...], text: str, revision: int, caught_up: bool
+) -> str:
     options = "".join(
         f'<option value="{e(value)}"{" selected" if chosen == states else ""}>{e(label)}</option>'
         for value, label, chosen in (
@@ -211,8 +216,9 @@ def queue_page(records: list[RefundEligibility], states: tuple[EligibilityState,
         f'<form class="filter" method="get" action="/console"><label for="state">Decision</label><select id="state" name="state">{options}</select>'
         f'<label for="q">Account id contains</label><input id="q" name="q" value="{e(text)}" maxlength="64" autocomplete="off">'
         '<button type="submit">Filter</button></form>'
-        f'<p id="queue-status" role="status" data-revision="{revision}" data-source="/console/queue.json?{e(query)}">'
-        f'{len(records)} accounts</p>'
+        f'<p id="queue-status" role="status" data-revision="{revision}" data-caught-up="{str(caught_up).lower()}"'
+        f' data-reading="{READING}" data-source="/console/queue.json?{e(query)}">'
+        f'{len(records)} accounts{"" if caught_up else f" ({READING})"}</p>'
         f'<div class="scroll"><table id="queue"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>',
         script=True,
     )

@@ -48,17 +48,16 @@ def install_console(app: faust.App, settings: Settings, accounts: TableT, eligib
     """The console's pages, and the reader of the eligibility topic behind its queue where someone
     can log in to see it (a token is configured)."""
     queue = DecisionQueue()
+    security = KafkaSecurity.from_settings(settings).kafka_python_config()
+    feed = QueueFeed(
+        queue, lambda on_change: EligibilityReader(bootstrap_servers, eligibility_topic, on_change, **security), loop=app.loop
+    )
     if console_tokens(settings):
-        security = KafkaSecurity.from_settings(settings).kafka_python_config()
-        app.service(cast(Any, QueueFeed(
-            queue,
-            lambda on_change: EligibilityReader(bootstrap_servers, eligibility_topic, on_change, **security),
-            loop=app.loop,
-        )))
-    register_console(app, settings, accounts, queue)
+        app.service(cast(Any, feed))
+    register_console(app, settings, accounts, queue, feed)
 
 
-def register_console(app: faust.App, settings: Settings, accounts: TableT, queue: DecisionQueue) -> None:
+def register_console(app: faust.App, settings: Settings, accounts: TableT, queue: DecisionQueue, feed: QueueFeed) -> None:
     tokens = console_tokens(settings)
     static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC}
     here = URL(app.conf.canonical_url)
@@ -99,18 +98,20 @@ def register_console(app: faust.App, settings: Settings, accounts: TableT, queue
         async def get(self, request: Request) -> Response:
             if not signed_in(request):
                 return self.to_login()
+            feed.want()
             states = CHOSEN_STATES.get(request.query.get("state", ""), QUEUED)
             text = request.query.get("q", "")[:64]
-            return self.page(pages.queue_page(queue.entries(states, text), states, text, queue.revision))
+            return self.page(pages.queue_page(queue.entries(states, text), states, text, queue.revision, queue.caught_up))
 
     @app.page("/console/queue.json")
     class QueueData(ConsoleView):
         async def get(self, request: Request) -> Response:
             if not signed_in(request):
                 return self.bytes(b'{"error":"log in at /console/login"}', content_type="application/json", status=401, headers=SECURITY_HEADERS)
+            feed.want()
             states = CHOSEN_STATES.get(request.query.get("state", ""), QUEUED)
             revision = queue.revision  # read before the entries: a change in between shows at the next poll
-            body = pages.queue_json(queue.entries(states, request.query.get("q", "")[:64]), revision)
+            body = pages.queue_json(queue.entries(states, request.query.get("q", "")[:64]), revision, queue.caught_up)
             return self.bytes(body, content_type="application/json", headers=SECURITY_HEADERS)
 
     @app.page("/console/accounts")

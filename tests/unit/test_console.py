@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from html import unescape
 from html.parser import HTMLParser
@@ -17,7 +18,7 @@ from models.state import AccountState
 from policy.account import fold
 from policy.explain import billing_timeline, linked_accounts
 from streams.console import auth, pages
-from streams.console.queue import DecisionQueue
+from streams.console.queue import DecisionQueue, QueueFeed
 
 
 class Elements(HTMLParser):
@@ -83,7 +84,7 @@ def test_every_customer_supplied_value_is_escaped_and_the_page_has_no_inline_scr
 
 
 def test_the_queue_page_loads_its_one_script_from_a_file_and_escapes_the_filter() -> None:
-    html = pages.queue_page([], ("eligible", "discretionary"), HOSTILE, revision=3)
+    html = pages.queue_page([], ("eligible", "discretionary"), HOSTILE, revision=3, caught_up=False)
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/console/static/console.js" defer>']
     assert "<script>alert" not in html and 'value="&quot;&gt;&lt;script&gt;' in html
 
@@ -153,6 +154,45 @@ def test_the_queue_holds_each_accounts_latest_decision_when_it_is_to_process_or_
 
 @pytest.mark.parametrize("hostile", [HOSTILE, "acct-1"])
 def test_the_queue_data_is_json_the_script_writes_as_text(hostile: str) -> None:
-    body = orjson.loads(pages.queue_json([decision("acct-1", "eligible", T)], revision=7))
-    assert body["revision"] == 7 and body["rows"][0]["href"] == "/console/accounts/acct-1"
+    body = orjson.loads(pages.queue_json([decision("acct-1", "eligible", T)], revision=7, caught_up=True))
+    assert body["revision"] == 7 and body["caught_up"] is True and body["rows"][0]["href"] == "/console/accounts/acct-1"
     assert pages.account_href(hostile).startswith("/console/accounts/") and "<" not in pages.account_href(hostile)
+
+
+class FakeReader:
+    """Stands in for reader.EligibilityReader: counts starts and closes, caught up at once."""
+
+    def __init__(self, on_change: object, made: list[FakeReader]) -> None:
+        self.started = self.closed = False
+        made.append(self)
+
+    def start(self) -> FakeReader:
+        self.started = True
+        return self
+
+    def wait_until_caught_up(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_queue_reads_the_topic_only_once_someone_asks_for_it() -> None:
+    async def scenario() -> tuple[list[FakeReader], list[FakeReader], DecisionQueue]:
+        made: list[FakeReader] = []
+        queue = DecisionQueue()
+        feed = QueueFeed(queue, lambda on_change: FakeReader(on_change, made))  # type: ignore[arg-type,return-value]
+        await feed.start()
+        await asyncio.sleep(0.05)
+        before = list(made)
+        feed.want()
+        feed.want()
+        for _ in range(100):
+            if queue.caught_up:
+                break
+            await asyncio.sleep(0.01)
+        await feed.stop()
+        return before, made, queue
+
+    before, made, queue = asyncio.run(scenario())
+    assert before == [] and len(made) == 1 and made[0].started and made[0].closed and queue.caught_up

@@ -6,6 +6,7 @@
   const body = document.querySelector("#queue tbody");
   if (!status || !body) return;
   let revision = Number(status.dataset.revision);
+  let caughtUp = status.dataset.caughtUp === "true";
 
   function cell(text, className) {
     const td = document.createElement("td");
@@ -38,10 +39,12 @@
         return;
       }
       const queue = await answer.json();
-      if (queue.revision !== revision) {
+      if (queue.revision !== revision || queue.caught_up !== caughtUp) {
         revision = queue.revision;
+        caughtUp = queue.caught_up;
         body.replaceChildren(...queue.rows.map(row));
-        status.textContent = queue.rows.length + " accounts, updated " + new Date().toLocaleTimeString();
+        const reading = caughtUp ? "" : " (" + status.dataset.reading + ")";
+        status.textContent = queue.rows.length + " accounts" + reading + ", updated " + new Date().toLocaleTimeString();
       }
     } catch (error) {
       status.textContent = "Not updating (" + error + "); retrying.";

@@ -182,7 +182,7 @@ def log_in(driver: Chrome, worker_url: str, token: str) -> None:
 
 
 def look_up(driver: Chrome, account_id: str) -> None:
-    search = driver.find_element(By.ID, "account-search")
+    search = wait(driver).until(lambda d: d.find_element(By.ID, "account-search"))  # once a page after the login is there
     search.send_keys(account_id, Keys.ENTER)
     wait(driver).until(lambda d: account_id in d.find_element(By.TAG_NAME, "h1").text)
 
@@ -238,10 +238,10 @@ def test_a_script_in_a_page_url_is_text_and_never_runs(console: Detector, accoun
 def test_the_queue_shows_a_new_decision_and_its_change_when_usage_begins_without_a_reload(
     console: Detector, browser: Chrome, tmp_path: Path
 ) -> None:
+    """The eligible account of this test is also the one of that state looked up in the browser."""
     account = f"cons-{uuid.uuid4().hex[:6]}-queued"
     log_in(browser, console.workers[0].url, CONSOLE_TOKEN)
     wait(browser).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Queue")
-    browser.execute_script("window.notReloaded = true")
 
     def row_state(driver: Chrome) -> str | None:
         for row in driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr"):
@@ -254,6 +254,12 @@ def test_the_queue_shows_a_new_decision_and_its_change_when_usage_begins_without
     console.producer.flush()
     wait(browser, 30).until(lambda d: row_state(d) == "eligible: refund to process")
     screenshot(browser, tmp_path, "queue")
+    browser.find_element(By.LINK_TEXT, account).click()
+    wait(browser).until(lambda d: account in d.find_element(By.TAG_NAME, "h1").text)
+    assert browser.find_element(By.CSS_SELECTOR, "section .state").text == "eligible: refund to process"
+    browser.back()
+    wait(browser).until(lambda d: row_state(d) == "eligible: refund to process")
+    browser.execute_script("window.notReloaded = true")
     console.producer.send(console.topics.hits, hit(account, "2026-03-20T10:00:00Z"), key=account)
     console.producer.flush()
     wait(browser, 30).until(lambda d: row_state(d) == "discretionary: to review")

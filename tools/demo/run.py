@@ -246,10 +246,22 @@ def stop_worker(worker: WorkerProcess) -> int:
     return code
 
 
-def run_demo(settings: Settings, accounts: int, seed: int, live: bool | None = None) -> int:
+def keep_for_the_console(run: DemoRun, worker: WorkerProcess) -> None:
+    """The worker stays up for the billing team's console until Ctrl-C (or SIGTERM)."""
+    say(f"{clock()}  the console: {worker.url}/console (log in with the token {run.token}); Ctrl-C stops the worker")
+    try:
+        while worker.running():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
+    raise WorkerExited(f"the worker exited while the console was open; see its log {worker.log_path}")
+
+
+def run_demo(settings: Settings, accounts: int, seed: int, live: bool | None = None, console: bool = False) -> int:
     """Local broker (unless configured) + one worker + seeded traffic; 0 when every account was decided.
 
     `live`: the rich live view instead of one line per change; by default when stdout is a terminal.
+    `console`: afterwards, keep the worker up for the console (README, "The console") until Ctrl-C.
     """
     if accounts < 1:
         print("usage-detector demo: --accounts must be at least 1", file=sys.stderr)
@@ -272,6 +284,8 @@ def run_demo(settings: Settings, accounts: int, seed: int, live: bool | None = N
             ensure_topics(run.settings, run.servers)
             worker = WorkerProcess(settings_env(run.settings), run.log_path, own_session=True)
             show_run(run, worker, traffic, started, live)
+            if console:
+                keep_for_the_console(run, worker)
             code = 0
         except KeyboardInterrupt:
             say("\ninterrupted")
@@ -305,4 +319,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="a live terminal view instead of one line per change (default: when stdout is a terminal)",
     )
-    demo.set_defaults(run=lambda args: run_demo(settings_from(args), accounts=args.accounts, seed=args.seed, live=args.live))
+    demo.add_argument("--console", action="store_true", help="afterwards, keep the worker up for the console until Ctrl-C")
+    demo.set_defaults(
+        run=lambda args: run_demo(settings_from(args), accounts=args.accounts, seed=args.seed, live=args.live, console=args.console)
+    )

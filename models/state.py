@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.abuse import AbuseVerdict, Signal
 from models.outputs import ChargeSummary, Evidence, RefundEligibility, UsageState
@@ -53,8 +53,9 @@ class AccountState(BaseModel):
     # The details people look at (the console's timeline); the decision reads the facts above.
     # Written beside them, not instead: a worker of the previous version, which drops fields it
     # does not know when it saves an account, still decides right during a rolling upgrade; only
-    # the details of what it folded are missing then (the console says "not recorded").
-    cancellation_claims: tuple[CancellationClaim, ...] = ()  # in time order
-    refunds: tuple[Refund, ...] = ()  # in time order
+    # the details of what it folded are missing then (the console says "not recorded"). Left out
+    # of the stored JSON while empty, as for most accounts: 38 bytes each otherwise.
+    cancellation_claims: tuple[CancellationClaim, ...] = Field((), exclude_if=lambda claims: not claims)  # in time order
+    refunds: tuple[Refund, ...] = Field((), exclude_if=lambda refunds: not refunds)  # in time order
     usage: UsageState | None = None
     eligibility: RefundEligibility | None = None

@@ -15,7 +15,7 @@ from models.internal import (
     decode_internal,
     encode_internal,
 )
-from models.state import AccountState
+from models.state import AccountState, Refund
 from policy import apply
 from policy.abuse import judge
 from streams.views import account_document
@@ -92,3 +92,11 @@ def test_the_http_lookup_serves_a_state_it_reads_and_refuses_one_of_another_vers
     with pytest.raises(InvalidRecord) as caught:
         account_document(newer, state.account_id)
     assert caught.value.code == "unsupported_schema_version"
+
+
+def test_an_accounts_details_take_no_stored_bytes_while_it_has_none() -> None:
+    bare = AccountState(account_id="acct-1")
+    detailed = bare.model_copy(update={"refunds": (Refund(charge_id="ch-1", refunded_at=5),)})
+    assert {"refunds", "cancellation_claims"}.isdisjoint(orjson.loads(encode_internal(bare)))
+    assert decode_internal(ACCOUNT_STATE, encode_internal(detailed), "state") == detailed
+    assert decode_internal(ACCOUNT_STATE, encode_internal(bare), "state") == bare

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -93,23 +94,46 @@ def ensure_jars() -> Path:
     return lib
 
 
-def free_port() -> int:
+PORT_RESERVATIONS = Path(tempfile.gettempdir()) / "usage-detector-ports"
+RESERVED_S = 600.0  # long enough for the server it was taken for to have bound it
+
+
+def free_port(reservations: Path = PORT_RESERVATIONS) -> int:
     """A TCP port free on this host right now, for a server that binds it seconds later.
 
     Taken below the range the OS gives outgoing connections (ip_local_port_range): a port the OS
     picks is from that range, and a client connecting meanwhile (the suite's hundreds of Kafka
-    connections) could take it before the server binds (seen: "address already in use")."""
+    connections) could take it before the server binds (seen: "address already in use"). And
+    reserved for a while in `reservations`, a file per port that every caller on this host
+    checks: two processes drawing the same port at once (test processes starting workers, brokers
+    and Prometheus side by side) each got it free, and the second server to bind failed (seen)."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
     for _ in range(200):
         port = random.randrange(max(1024, low - 20_000), low)
-        if _port_is_free(port):
+        if _port_is_free(port) and _reserve(reservations, port):
             return port
     with socket.socket() as sock:  # every one tried was taken: let the OS pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _reserve(reservations: Path, port: int) -> bool:
+    """Whether this caller now holds `port`'s reservation: none existed, or only a stale one."""
+    reservations.mkdir(parents=True, exist_ok=True)
+    path = reservations / str(port)
+    try:
+        if time.time() - path.stat().st_mtime > RESERVED_S:
+            path.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another caller's, within the last RESERVED_S
+        return False
+    return True
 
 
 def _port_is_free(port: int) -> bool:

@@ -7,12 +7,14 @@ import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from models.outputs import EligibilityState
 
 log = logging.getLogger(__name__)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -132,8 +134,9 @@ class _WorkerCollector(Collector):
         states = GaugeMetricFamily(
             "usage_detector_accounts", "Accounts held by this worker, by eligibility state (last census)", labels=["state"]
         )
-        for state, count in sorted(census.states.items()):
-            states.add_metric([state], count)
+        if census.taken_at is not None:  # every state, 0 included: a worker holding none has counted them too
+            for state in get_args(EligibilityState):
+                states.add_metric([state], census.states.get(state, 0))
         yield states
         if census.taken_at is not None:
             yield GaugeMetricFamily(

@@ -53,3 +53,17 @@ def test_a_crowded_signal_is_counted_by_kind_and_logged_with_its_first_accounts(
     (line,) = caplog.messages
     assert "device_id abababababababab has 100 claimants" in line and "a1, a2, a3" in line
     assert "USAGE_DETECTOR_NEVER_EVIDENCE" in line
+
+
+def test_after_a_census_every_state_has_its_count_zero_included_and_none_before() -> None:
+    """Dashboards sum accounts by state: a worker that holds none of a state (or no account yet) says 0."""
+    metrics = Metrics()
+    census = TableCensus({"accounts": {}, "signals": {}})
+    metrics.watch(lambda: iter(()), census)
+
+    def states() -> dict[str, float]:
+        return {s.labels["state"]: s.value for f in metrics.registry.collect() if f.name == "usage_detector_accounts" for s in f.samples}
+
+    assert states() == {}  # not counted yet: unknown, not 0
+    asyncio.run(census.take())
+    assert states() == {"refunded": 0, "ineligible": 0, "no_charge": 0, "eligible": 0, "discretionary": 0}

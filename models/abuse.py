@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 SignalKind = Literal["card_fingerprint", "device_id", "email", "website"]
 
@@ -70,11 +70,28 @@ class Claimant(BaseModel):
     lower_digests: frozenset[str] = frozenset()
 
 
+class VerdictsDue(BaseModel):
+    """On `<app>-signal-claims`, sent by the judge to itself: a busy signal's held verdicts are due
+    if the signal is still at `seq` (no claim changed it since), or held too long (`policy.abuse`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["verdicts_due"] = "verdicts_due"
+    signal: Signal
+    seq: int
+
+
 class SignalState(BaseModel):
-    """The `signals` table: every account claiming one signal, with its earliest trial start."""
+    """The `signals` table: every account claiming one signal, with its earliest trial start.
+
+    `held`: accounts whose standing changed while the signal was busy, to be told once it is quiet
+    (`held_since`: since when, epoch ms of the judge's clock). Left out of the stored JSON while
+    empty, as for nearly every signal."""
 
     model_config = ConfigDict(frozen=True)
 
     signal: Signal
     claimants: dict[str, Claimant] = {}
     seq: int = 0
+    held: frozenset[str] = Field(frozenset(), exclude_if=lambda held: not held)
+    held_since: int | None = Field(None, exclude_if=lambda since: since is None)

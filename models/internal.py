@@ -3,7 +3,9 @@
 `<app>-account-events`, keyed by account, is what each account's processor sees: billing events
 as published (but a trial's identity reduced to hashed signals), hits and Conversion API events
 reduced to the evidence of usage they carry, and abuse verdicts routed back from the signals.
-`<app>-signal-claims`, keyed by signal digest, carries `models.abuse.SignalClaim`.
+`<app>-usage-events`, keyed by account, carries the firehose's `UsageObserved` (a topic of its own,
+so that usage starts never wait behind billing events and verdicts). `<app>-signal-claims`, keyed
+by signal digest, carries `models.abuse.SignalClaim`, and the judge's `VerdictsDue` to itself.
 
 Every record of these topics and of the tables' changelogs (`models.state.AccountState`,
 `models.abuse.SignalState`) is written with a `schema_version` first, and read only when this
@@ -15,9 +17,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
-from models.abuse import AbuseVerdict, Signal, SignalClaim, SignalState
+from models.abuse import AbuseVerdict, Signal, SignalClaim, SignalState, VerdictsDue
 from models.codec import encode
 from models.errors import InvalidRecord
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
@@ -59,9 +61,21 @@ AccountEvent = Annotated[
     Field(discriminator="type"),
 ]
 
-# What `decode_internal` reads: the two internal topics' records and the two tables' values.
+
+def _signal_record_type(record: Any) -> str:
+    """Claims carry no `type` (they were the topic's only record before `VerdictsDue`)."""
+    kind = record.get("type") if isinstance(record, dict) else getattr(record, "type", None)
+    return "verdicts_due" if kind == "verdicts_due" else "signal_claim"
+
+
+SignalRecord = Annotated[
+    Annotated[SignalClaim, Tag("signal_claim")] | Annotated[VerdictsDue, Tag("verdicts_due")],
+    Discriminator(_signal_record_type),
+]
+
+# What `decode_internal` reads: the internal topics' records and the two tables' values.
 ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
-SIGNAL_CLAIM = TypeAdapter(SignalClaim)
+SIGNAL_RECORD: TypeAdapter[SignalRecord] = TypeAdapter(SignalRecord)
 ACCOUNT_STATE = TypeAdapter(AccountState)
 SIGNAL_STATE = TypeAdapter(SignalState)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from itertools import combinations, islice
 from urllib.parse import urlsplit
 
-from models.abuse import AbuseVerdict, Claimant, EarlierTrial, Signal, SignalClaim, SignalKind, SignalState
+from models.abuse import AbuseVerdict, Claimant, EarlierTrial, Signal, SignalClaim, SignalKind, SignalState, VerdictsDue
 from models.inputs import TrialIdentity
 from models.outputs import AbuseSummary
 
@@ -200,6 +200,7 @@ class Judgement:
     state: SignalState
     verdicts: tuple[AbuseVerdict, ...]  # for the accounts, by way of account-events
     changed: bool  # whether `state` differs from the state the claims were applied to
+    due: VerdictsDue | None = None  # for the judge itself, by way of signal-claims: held verdicts to release
 
 
 def judge(state: SignalState | None, claim: SignalClaim) -> Judgement:
@@ -248,7 +249,7 @@ def judge_together(state: SignalState | None, claims: Sequence[SignalClaim]) -> 
             repeated.add(account)
         else:
             seq += 1
-    after = SignalState(signal=before.signal, claimants=claimants, seq=seq) if seq != before.seq else before
+    after = before.model_copy(update={"claimants": claimants, "seq": seq}) if seq != before.seq else before
     first = min(since)
     earlier = _walk_before(claimants, first)  # the same before the claims: they moved only at or after `first`
     now = _standings_from(claimants, first, earlier)
@@ -260,6 +261,50 @@ def judge_together(state: SignalState | None, claims: Sequence[SignalClaim]) -> 
     concerned |= {a for a in now if _at(a, claimants[a]) >= resent} | repeated
     standings = {a: now.get(a, UNLINKED) for a in sorted(concerned)}
     return Judgement(state=after, verdicts=_verdicts(after, standings), changed=after is not before)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """When a busy signal's verdicts wait. A batch of claims that changes the standing of more than
+    `tell_at_once` accounts (a storm: many trials sharing a placeholder device id) holds its
+    verdicts, and so does every batch after it while any are held: its claims keep arriving out of
+    trial order, batch after batch, and each late earlier claim would move the count of every later
+    account again, a verdict and an eligibility record each time. Held verdicts are released
+    (computed from the claimants as they are then) once a batch passes without a claim changing the
+    signal, or when the first has waited `max_hold_ms`: a steady trickle of claims delays them no
+    longer. One claim at a time (nearly every trial) is told at once."""
+
+    max_hold_ms: int
+    tell_at_once: int = 1
+
+
+def judge_batch(
+    state: SignalState | None, claims: Sequence[SignalClaim], dues: Sequence[VerdictsDue], now: int, holding: Holding
+) -> Judgement:
+    """One batch of a signal's records: its claims judged together (`judge_together`), held while
+    the signal is busy, then its due records (the judge's own, sent while holding), which release
+    the held verdicts if no claim changed the signal since (or they waited too long). `now`: the
+    judge's clock, epoch ms. Whenever verdicts are held after claims, a due record (the signal's
+    `seq`) is to be sent: a claim replayed after a crash sends it again."""
+    if not claims and not dues:
+        raise ValueError("judge_batch: no records")
+    before = state or SignalState(signal=(claims or dues)[0].signal)
+    judgement = judge_together(before, claims) if claims else Judgement(state=before, verdicts=(), changed=False)
+    after = judgement.state
+    if claims and (after.held or len(judgement.verdicts) > holding.tell_at_once):
+        held = after.held | {v.account_id for v in judgement.verdicts}
+        since = now if after.held_since is None else after.held_since
+        after = after.model_copy(update={"held": held, "held_since": since}) if held != after.held else after
+        judgement = Judgement(state=after, verdicts=(), changed=after != before, due=VerdictsDue(signal=after.signal, seq=after.seq))
+    if dues and after.held:
+        quiet = any(due.seq == after.seq for due in dues)
+        waited = 0 if after.held_since is None else now - after.held_since
+        if quiet or waited >= holding.max_hold_ms:
+            released = after.model_copy(update={"held": frozenset(), "held_since": None})
+            standings = _standings_from(dict(after.claimants), BEGINNING, _Walk())
+            told = _verdicts(released, {a: standings.get(a, UNLINKED) for a in sorted(after.held)})
+            return Judgement(state=released, verdicts=(*judgement.verdicts, *told), changed=True)
+    return judgement
 
 
 def _at(account_id: str, claimant: Claimant) -> Position:

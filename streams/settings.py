@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from policy.abuse import NeverEvidence
+from policy.abuse import Holding, NeverEvidence
 from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
 from policy.translate import Translator
 
@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     judge_batch_s: float = Field(
         1.0, gt=0, le=10, description="how long judge-signals gathers claims to judge each signal's together (fewer verdicts in a burst)"
     )
+    judge_hold_max_s: float = Field(
+        30.0,
+        ge=0,
+        description="the longest a busy signal (many trials on one device id at once) holds its abuse verdicts "
+        "while its claims keep coming (fewer eligibility records per account)",
+    )
 
     @field_validator("never_evidence", mode="before")
     @classmethod
@@ -145,6 +151,9 @@ class Settings(BaseSettings):
     def translator(self) -> Translator:
         """Where input records become account events: identities hashed, never-evidence dropped."""
         return Translator(self.signal_key.get_secret_value().encode(), NeverEvidence.parse(self.never_evidence))
+
+    def holding(self) -> Holding:
+        return Holding(max_hold_ms=round(self.judge_hold_max_s * 1000))
 
     def duplicate_window(self) -> DuplicateWindow:
         return DuplicateWindow(events=self.duplicate_window_events, max_age_ms=round(self.duplicate_window_days * DAY_MS))

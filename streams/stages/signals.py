@@ -10,24 +10,31 @@ every later account. A batch is what Faust's `take_events` gathered within `judg
 acks a batch's events only when the next one is asked for, so their offsets are committed after
 the verdicts are sent and the table written, as with one event at a time (and, as there, an
 exception escaping the agent acks what it was processing: here the whole batch).
+
+A busy signal (a storm's claims keep arriving out of order, batch after batch) holds its verdicts
+until it is quiet (`policy.abuse.Holding`): the judge sends itself a `VerdictsDue` record on the
+same topic and partition, which comes back in a later batch and releases them if no claim changed
+the signal since.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
 from faust.types import EventT, TableT
 
-from models.abuse import SignalClaim
+from models.abuse import SignalClaim, VerdictsDue
 from models.errors import InvalidRecord
-from models.internal import SIGNAL_CLAIM, SIGNAL_STATE, decode_internal, encode_internal
-from policy.abuse import CrowdedSignal, crowded, judge_together
+from models.internal import SIGNAL_RECORD, SIGNAL_STATE, decode_internal, encode_internal
+from policy.abuse import CrowdedSignal, Holding, crowded, judge_batch
 from streams.dead_letter import DeadLetters
 from streams.metrics import Metrics
 from streams.stages import Agent
@@ -67,12 +74,18 @@ def judge_signals(
     *,
     signals: TableT,
     account_events: faust.TopicT,
+    signal_claims: faust.TopicT,
     dead_letters: DeadLetters,
     metrics: Metrics,
     crowded_claimants: int,
     batch_s: float,
+    holding: Holding,
 ) -> Agent:
-    async def judge_one(key: bytes, events: list[EventT], claims: list[SignalClaim]) -> None:
+    async def judge_one(
+        key: bytes, events: list[EventT], claims: list[SignalClaim], dues: list[VerdictsDue], sent: list[Awaitable[Any]]
+    ) -> bytes | None:
+        """Judge one signal's records of a batch; send what that causes (into `sent`). The value
+        to save in the table, or None."""
         stored = signals.get(key)
         try:
             state = None if stored is None else decode_internal(SIGNAL_STATE, stored, f"stored state of signal {key.decode()}")
@@ -80,33 +93,46 @@ def judge_signals(
             # An unreadable stored signal is left as it is, as in process-accounts (its reason).
             for event in events:
                 await dead_letters.send(event, error)
-            return
-        judgement = judge_together(state, claims)
+            return None
+        judgement = judge_batch(state, claims, dues, time.time_ns() // 1_000_000, holding)
         if (crowd := crowded(state, judgement.state, crowded_claimants)) is not None:
             report_crowded(metrics, crowd)
         for verdict in judgement.verdicts:
-            await account_events.send(key=verdict.account_id.encode(), value=encode_internal(verdict))
-        if judgement.changed:
-            signals[key] = encode_internal(judgement.state)
-        elif stored is not None:  # saved even when unchanged, as in process-accounts
-            signals[key] = stored
+            sent.append(await account_events.send(key=verdict.account_id.encode(), value=encode_internal(verdict)))
+        if judgement.due is not None:
+            sent.append(await signal_claims.send(key=key, value=encode_internal(judgement.due)))
+        # Saved even when unchanged, as in process-accounts.
+        return encode_internal(judgement.state) if judgement.changed else stored
 
     async def judge_batches(stream: faust.StreamT) -> None:
         """Decide, per signal, which trial came first; route verdicts back to the accounts."""
         # Agents get a faust.Stream; the StreamT interface leaves take_events out.
         async for batch in cast(faust.Stream, stream).take_events(BATCH_CLAIMS, batch_s):
-            by_signal: dict[bytes, tuple[list[EventT], list[SignalClaim]]] = {}  # in arrival order
+            # In arrival order: the signal's events, claims and due records.
+            by_signal: dict[bytes, tuple[list[EventT], list[SignalClaim], list[VerdictsDue]]] = {}
             for event in batch:
                 try:
-                    claim = decode_internal(SIGNAL_CLAIM, event.value, "signal claim")
+                    record = decode_internal(SIGNAL_RECORD, event.value, "signal record")
                 except InvalidRecord as error:
                     await dead_letters.send(event, error)
                     continue
-                events, claims = by_signal.setdefault(claim.signal.digest.encode(), ([], []))
+                events, claims, dues = by_signal.setdefault(record.signal.digest.encode(), ([], [], []))
                 events.append(event)
-                claims.append(claim)
-            for key, (events, claims) in by_signal.items():
-                with as_current_event(events[-1]):  # the signal's partition: the same for all its claims
-                    await judge_one(key, events, claims)
+                if isinstance(record, SignalClaim):
+                    claims.append(record)
+                else:
+                    dues.append(record)
+            sent: list[Awaitable[Any]] = []
+            saves: list[tuple[bytes, EventT, bytes]] = []
+            for key, (events, claims, dues) in by_signal.items():
+                with as_current_event(events[-1]):  # the signal's partition: the same for all its records
+                    if (value := await judge_one(key, events, claims, dues, sent)) is not None:
+                        saves.append((key, events[-1], value))
+            # Saved only once every verdict is acknowledged: a release saved (nothing held any
+            # more) while its verdicts were lost in a crash would never be sent again.
+            await asyncio.gather(*sent)
+            for key, event, value in saves:
+                with as_current_event(event):
+                    signals[key] = value
 
     return judge_batches

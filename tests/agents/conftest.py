@@ -7,6 +7,7 @@ Kafka, which the integration tests cover.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,12 @@ class Sent:
     def capture(self, topic: TopicT) -> None:
         name = topic.get_topic_name()
 
-        async def send(*, key: bytes | None = None, value: bytes | None = None, **_: Any) -> None:
+        async def send(*, key: bytes | None = None, value: bytes | None = None, **_: Any) -> asyncio.Future[None]:
             if key != MARKER_KEY:
                 self.records.append((name, key, orjson.loads(value) if value else value))
+            acknowledged = asyncio.get_running_loop().create_future()  # as Faust's: done once the broker has it
+            acknowledged.set_result(None)
+            return acknowledged
 
         topic.send = send  # type: ignore[method-assign]  # the test's producer
 
@@ -73,7 +77,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     topology = build_topology(app, settings, metrics, "127.0.0.1:9")  # never started here: no broker
     app.finalize()
     sent = Sent()
-    for topic in (topology.account_events, topology.signal_claims, topology.usage, topology.eligibility, topology.dead_letter):
+    for topic in (topology.account_events, topology.usage_events, topology.signal_claims, topology.usage, topology.eligibility, topology.dead_letter):
         sent.capture(topic)
     changelog = {"accounts": record_writes(topology.accounts), "signals": record_writes(topology.signals)}
     yield Harness(app=app, topology=topology, metrics=metrics, sent=sent, changelog=changelog)

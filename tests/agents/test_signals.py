@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from models.abuse import Signal, SignalClaim
+from models.abuse import Signal, SignalClaim, VerdictsDue
 from models.internal import encode_internal
 from tests.agents.conftest import Harness, settle
 
@@ -44,3 +44,50 @@ async def test_a_claim_that_changes_nothing_writes_the_stored_signal_again(harne
         await settle(agent)
     first, again = harness.changelog["signals"]
     assert first == again and first[0] == KEY
+
+
+async def wait_until(condition) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def test_a_busy_signal_holds_its_verdicts_until_its_due_record_comes_back(harness: Harness) -> None:
+    t = harness.topology
+    async with t.judge_signals.test_context() as agent:
+        for n in range(4):  # one batch: three standings move at once
+            await agent.put(claim(f"acct-{n}", 100 + n), key=KEY)
+        await wait_until(lambda: harness.sent.to(t.topics.signal_claims))
+        assert harness.sent.to(t.topics.account_events) == [], "held"
+        ((key, due),) = harness.sent.to(t.topics.signal_claims)
+        assert key == KEY and (due["type"], due["seq"]) == ("verdicts_due", 4)
+        await agent.put(encode_internal(VerdictsDue.model_validate(due)), key=KEY)  # as read back from the topic
+        await wait_until(lambda: harness.sent.to(t.topics.account_events))
+        await settle(agent)
+    told = {key: (v["counted"], v["seq"]) for key, v in harness.sent.to(t.topics.account_events)}
+    assert told == {b"acct-1": (1, 4), b"acct-2": (2, 4), b"acct-3": (3, 4)}
+    assert b"held" not in harness.changelog["signals"][-1][1], "released: nothing held any more"
+
+
+async def test_a_signal_is_saved_only_once_its_verdicts_are_acknowledged(harness: Harness) -> None:
+    """A release saved while its verdicts were lost would never be sent again."""
+    t = harness.topology
+    acknowledged = asyncio.get_running_loop().create_future()
+    captured = t.account_events.send
+
+    async def unacknowledged_send(**record: object) -> asyncio.Future[None]:
+        await captured(**record)
+        return acknowledged
+
+    t.account_events.send = unacknowledged_send  # type: ignore[method-assign]
+    async with t.judge_signals.test_context() as agent:
+        await agent.put(claim("acct-1", 100), key=KEY)
+        await agent.put(claim("acct-2", 200), key=KEY)
+        await wait_until(lambda: harness.sent.to(t.topics.account_events))
+        await asyncio.sleep(0.2)
+        assert harness.changelog["signals"] == [], "not saved before the broker has the verdict"
+        acknowledged.set_result(None)
+        await wait_until(lambda: harness.changelog["signals"])
+        await settle(agent)

@@ -4,13 +4,13 @@ import orjson
 import pytest
 from pydantic import TypeAdapter
 
-from models.abuse import SignalClaim
+from models.abuse import SignalClaim, SignalState, VerdictsDue
 from models.errors import InvalidRecord
 from models.internal import (
     ACCOUNT_EVENT,
     ACCOUNT_STATE,
     SCHEMA_VERSION,
-    SIGNAL_CLAIM,
+    SIGNAL_RECORD,
     SIGNAL_STATE,
     decode_internal,
     encode_internal,
@@ -37,9 +37,11 @@ def records() -> list[tuple[TypeAdapter, object]]:
         (ACCOUNT_EVENT, make_hit(C)),
         (ACCOUNT_EVENT, make_charge("ch_1")),
         (ACCOUNT_EVENT, make_abuse_verdict()),
-        (SIGNAL_CLAIM, claim),
+        (SIGNAL_RECORD, claim),
+        (SIGNAL_RECORD, VerdictsDue(signal=claim.signal, seq=3)),
         (ACCOUNT_STATE, account_state()),
         (SIGNAL_STATE, judge(None, claim).state),
+        (SIGNAL_STATE, judge(None, claim).state.model_copy(update={"held": frozenset({"a"}), "held_since": 7})),
     ]
 
 
@@ -49,6 +51,15 @@ def test_every_internal_record_is_written_with_its_version_and_read_back(adapter
     assert value.startswith(b'{"schema_version":1,')
     assert orjson.loads(value)["schema_version"] == SCHEMA_VERSION
     assert decode_internal(adapter, value, "record") == record
+
+
+def test_a_claim_written_before_due_records_existed_reads_as_a_claim() -> None:
+    """Claims had no `type` (they were the topic's only record), nor signals anything held."""
+    claim = {"signal": {"kind": "device_id", "digest": "d"}, "account_id": "a", "trial_started_at": 1}
+    assert decode_internal(SIGNAL_RECORD, orjson.dumps(claim), "signal record") == SignalClaim.model_validate(claim)
+    state = {"signal": claim["signal"], "claimants": {"a": {"trial_started_at": 1}}, "seq": 1}
+    assert decode_internal(SIGNAL_STATE, orjson.dumps(state), "stored state").held == frozenset()
+    assert b"held" not in encode_internal(SignalState.model_validate(state)), "nothing held: nothing stored"
 
 
 def test_a_record_written_before_versions_existed_is_version_1() -> None:

@@ -129,8 +129,12 @@ def judge_signals(
                     if (value := await judge_one(key, events, claims, dues, sent)) is not None:
                         saves.append((key, events[-1], value))
             # Saved only once every verdict is acknowledged: a release saved (nothing held any
-            # more) while its verdicts were lost in a crash would never be sent again.
-            await asyncio.gather(*sent)
+            # more) while its verdicts were lost in a crash would never be sent again. A send the
+            # producer gave up on is logged, and the signals saved as judged, as any other send of
+            # the agents (raising here would ack the batch unsaved: take_events acks on exit).
+            for failed in await asyncio.gather(*sent, return_exceptions=True):
+                if isinstance(failed, BaseException):
+                    log.error("judge-signals: a verdict or due record was not sent: %r", failed)
             for key, event, value in saves:
                 with as_current_event(event):
                     signals[key] = value

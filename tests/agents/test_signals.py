@@ -91,3 +91,26 @@ async def test_a_signal_is_saved_only_once_its_verdicts_are_acknowledged(harness
         acknowledged.set_result(None)
         await wait_until(lambda: harness.changelog["signals"])
         await settle(agent)
+
+
+async def test_a_verdict_the_producer_gave_up_on_is_logged_and_the_signal_still_saved(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Raising there would end the batch unsaved, and take_events acks a batch as it ends."""
+    t = harness.topology
+    captured = t.account_events.send
+
+    async def refused_send(**record: object) -> asyncio.Future[None]:
+        await captured(**record)
+        refused = asyncio.get_running_loop().create_future()
+        refused.set_exception(RuntimeError("MessageSizeTooLarge"))
+        return refused
+
+    t.account_events.send = refused_send  # type: ignore[method-assign]
+    async with t.judge_signals.test_context() as agent:
+        await agent.put(claim("acct-1", 100), key=KEY)
+        await agent.put(claim("acct-2", 200), key=KEY)
+        await wait_until(lambda: harness.changelog["signals"])
+        await settle(agent)
+    assert "a verdict or due record was not sent: RuntimeError('MessageSizeTooLarge')" in caplog.text
+    assert b"acct-2" in harness.changelog["signals"][-1][1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.integration.conftest import Detector
@@ -119,11 +120,24 @@ def test_abuse_is_detected_with_two_workers_sharing_the_work(two_workers: Detect
 
 
 def test_a_burst_of_trials_on_one_device_latest_first_ends_with_every_count_exact(detector: Detector) -> None:
-    """The judge takes the claims of one signal together, batch by batch, whatever their order:
-    every account still ends with its exact standing (the table read and written per batch)."""
+    """The judge takes the claims of one signal together, batch by batch, whatever their order, and
+    holds a busy signal's verdicts until a due record it sends itself comes back: every account
+    still ends with its exact standing (the table read and written per batch)."""
     device = unique("placeholder-device")
     accounts = [unique(f"burst{n:02d}") for n in range(30)]
     send_trials(detector, [trial(account, f"2026-03-01T10:{n:02d}:00Z", device_id=device) for n, account in reversed(list(enumerate(accounts)))])
     for n, account in enumerate(accounts):
         expected = {"suspected": n > 0, "linked_accounts": accounts[: min(n, 25)], "linked_count": n, "signals": ["device_id"] if n else []}
         detector.tail.wait_for(f"abuse of {account} to be {expected}", lambda account=account, expected=expected: abuse_of(detector, account) == expected)
+    dues = [orjson.loads(value) for value in topic_values(detector, detector.topics.signal_claims) if b'"verdicts_due"' in value]
+    assert any(due["signal"]["kind"] == "device_id" for due in dues), "the burst's verdicts were held, then released"
+
+
+def topic_values(detector: Detector, topic: str) -> list[bytes]:
+    from kafka import KafkaConsumer
+
+    reader = KafkaConsumer(topic, bootstrap_servers=detector.bootstrap_servers, auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    try:
+        return [m.value for m in reader if m.value]
+    finally:
+        reader.close()

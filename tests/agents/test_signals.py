@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from models.abuse import Signal, SignalClaim, VerdictsDue
+from models.abuse import Claimant, Signal, SignalClaim, SignalState, VerdictsDue
 from models.internal import encode_internal
 from tests.agents.conftest import Harness, settle
 
@@ -46,6 +46,12 @@ async def test_a_claim_that_changes_nothing_writes_the_stored_signal_again(harne
     assert first == again and first[0] == KEY
 
 
+def stored_signal(claimants: dict[str, int]) -> bytes:
+    """The signal as the table holds it (as recovered from its changelog) after these claims."""
+    state = SignalState(signal=SIGNAL, claimants={a: Claimant(trial_started_at=at) for a, at in claimants.items()}, seq=len(claimants))
+    return encode_internal(state)
+
+
 async def wait_until(condition) -> None:
     for _ in range(100):
         if condition():
@@ -56,9 +62,9 @@ async def wait_until(condition) -> None:
 
 async def test_a_busy_signal_holds_its_verdicts_until_its_due_record_comes_back(harness: Harness) -> None:
     t = harness.topology
+    t.signals.data[KEY] = stored_signal({f"acct-{n}": 100 + n for n in (1, 2, 3)})
     async with t.judge_signals.test_context() as agent:
-        for n in range(4):  # one batch: three standings move at once
-            await agent.put(claim(f"acct-{n}", 100 + n), key=KEY)
+        await agent.put(claim("acct-0", 99), key=KEY)  # earlier than all three: their standings move at once
         await wait_until(lambda: harness.sent.to(t.topics.signal_claims))
         assert harness.sent.to(t.topics.account_events) == [], "held"
         ((key, due),) = harness.sent.to(t.topics.signal_claims)
@@ -82,9 +88,9 @@ async def test_a_signal_is_saved_only_once_its_verdicts_are_acknowledged(harness
         return acknowledged
 
     t.account_events.send = unacknowledged_send  # type: ignore[method-assign]
+    t.signals.data[KEY] = stored_signal({"acct-1": 100})
     async with t.judge_signals.test_context() as agent:
-        await agent.put(claim("acct-1", 100), key=KEY)
-        await agent.put(claim("acct-2", 200), key=KEY)
+        await agent.put(claim("acct-2", 200), key=KEY)  # one claim, one record: a batch of its own
         await wait_until(lambda: harness.sent.to(t.topics.account_events))
         await asyncio.sleep(0.2)
         assert harness.changelog["signals"] == [], "not saved before the broker has the verdict"
@@ -107,8 +113,8 @@ async def test_a_verdict_the_producer_gave_up_on_is_logged_and_the_signal_still_
         return refused
 
     t.account_events.send = refused_send  # type: ignore[method-assign]
+    t.signals.data[KEY] = stored_signal({"acct-1": 100})
     async with t.judge_signals.test_context() as agent:
-        await agent.put(claim("acct-1", 100), key=KEY)
         await agent.put(claim("acct-2", 200), key=KEY)
         await wait_until(lambda: harness.changelog["signals"])
         await settle(agent)

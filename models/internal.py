@@ -3,9 +3,8 @@
 `<app>-account-events`, keyed by account, is what each account's processor sees: billing events
 as published (but a trial's identity reduced to hashed signals), hits and Conversion API events
 reduced to the evidence of usage they carry, and abuse verdicts routed back from the signals.
-`<app>-usage-events`, keyed by account, carries the firehose's `UsageObserved` (a topic of its own,
-so that usage starts never wait behind billing events and verdicts). `<app>-signal-claims`, keyed
-by signal digest, carries `models.abuse.SignalClaim`, and the judge's `VerdictsDue` to itself.
+`<app>-signal-claims`, keyed by signal digest, carries `models.abuse.SignalClaim`, and the judge's
+`VerdictsDue` to itself.
 
 Every record of these topics and of the tables' changelogs (`models.state.AccountState`,
 `models.abuse.SignalState`) is written with a `schema_version` first, and read only when this

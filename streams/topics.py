@@ -7,8 +7,7 @@ Faust topology declares, and what bench, explain and docker-compose.yml create o
     input         tracking.hits, capi.events, billing.events if absent never: the producers' own
     output        usage.state, refund.eligibility            if absent compacted
     dead letter   usage.dead-letter                          if absent never
-    internal      <app_id>-account-events, -usage-events,    if absent exactly `partitions`
-                  -signal-claims
+    internal      <app_id>-account-events, -signal-claims    if absent exactly `partitions`
     changelog     <app_id>-accounts-changelog, -signals-…    if absent compacted, exactly `partitions`
 
 Every topic the detector creates gets USAGE_DETECTOR_REPLICATION_FACTOR replicas and
@@ -17,9 +16,8 @@ default cannot make it unwritable or less safe); an existing one of the detector
 replicas, or a lower `min.insync.replicas`, is named at start as under-replicated.
 
 Internal topics and changelogs are co-partitioned with the tables: the worker that owns an
-account's partition of `account-events` holds the same partition of `usage-events` and of
-`accounts`. Any other partition count sends an account's events to one worker and its state to
-another.
+account's partition of `account-events` holds the same partition of `accounts`. Any other
+partition count sends an account's events to one worker and its state to another.
 """
 
 from __future__ import annotations
@@ -117,12 +115,9 @@ class TopicNames:
     usage: str
     eligibility: str
     dead_letter: str
-    # The app's own: billing events and verdicts re-keyed by account_id, and evidence of usage
-    # (from the firehose) on a topic of its own, so that it never waits behind them; both
-    # co-partitioned with the accounts table. Trial signals keyed by digest (one worker judges
-    # each signal); the tables' changelogs.
+    # The app's own: every input re-keyed by account_id (co-partitioned with the accounts table),
+    # and trial signals keyed by digest (one worker judges each signal); the tables' changelogs.
     account_events: str
-    usage_events: str
     signal_claims: str
     accounts_changelog: str
     signals_changelog: str
@@ -133,7 +128,6 @@ class TopicNames:
         return cls(
             **named,
             account_events=f"{app_id}-account-events",
-            usage_events=f"{app_id}-usage-events",
             signal_claims=f"{app_id}-signal-claims",
             accounts_changelog=changelog_name(app_id, ACCOUNTS_TABLE),
             signals_changelog=changelog_name(app_id, SIGNALS_TABLE),
@@ -154,9 +148,9 @@ class TopicNames:
         return (self.hits, self.capi, self.billing)
 
     @property
-    def internal(self) -> tuple[str, str, str]:
+    def internal(self) -> tuple[str, str]:
         """The app's own topics its consumer group commits on (changelogs are never committed)."""
-        return (self.account_events, self.usage_events, self.signal_claims)
+        return (self.account_events, self.signal_claims)
 
     @property
     def firehose(self) -> tuple[str, str]:
@@ -185,7 +179,6 @@ class Topics:
     eligibility: TopicSpec
     dead_letter: TopicSpec
     account_events: TopicSpec
-    usage_events: TopicSpec
     signal_claims: TopicSpec
     accounts_changelog: TopicSpec
     signals_changelog: TopicSpec
@@ -207,7 +200,6 @@ class Topics:
             eligibility=spec(names.eligibility, Role.OUTPUT, COMPACTED),
             dead_letter=spec(names.dead_letter, Role.DEAD_LETTER, DEAD_LETTER_CONFIG),
             account_events=spec(names.account_events, Role.INTERNAL),
-            usage_events=spec(names.usage_events, Role.INTERNAL),
             signal_claims=spec(names.signal_claims, Role.INTERNAL),
             accounts_changelog=spec(names.accounts_changelog, Role.CHANGELOG, CHANGELOG_CONFIG, ACCOUNTS_TABLE),
             signals_changelog=spec(names.signals_changelog, Role.CHANGELOG, CHANGELOG_CONFIG, SIGNALS_TABLE),

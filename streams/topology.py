@@ -1,11 +1,12 @@
-"""The stream topology, wired in one place: topics, tables, the firehose stage, the four agents and the timers.
+"""The stream topology, wired in one place: topics, tables, the firehose stage, the three agents and the timers.
 
-    hits, capi ──firehose──> usage-events ──observe-usage───┐ (firehose: batches, its own
-                                                            │  consumer group; most hits dropped)
-    billing ──route-inputs──> account-events ──process-accounts──> usage.state, refund.eligibility
-                                    ^           (both: the accounts table)
-                                    │ verdicts              │ claims (by signal digest)
-                                    └───judge-signals <── signal-claims
+    hits, capi ──firehose──────┐ (batches, its own consumer group; most hits dropped here)
+    billing ──route-inputs─────┤
+                               v
+                         account-events ──process-accounts──> usage.state, refund.eligibility
+                               ^                     │
+                               │ verdicts            │ claims (by signal digest)
+                               └───judge-signals <── signal-claims (and its own due records)
 
 What each stage does with a record is its module's (`streams.stages`): decode, call the policy
 core, write the table, send.
@@ -13,10 +14,8 @@ core, write the table, send.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
-from functools import partial
 from itertools import chain
 from typing import Any, cast
 
@@ -49,14 +48,12 @@ class Topology:
     signals: TableT
     topics: TopicNames
     account_events: faust.TopicT
-    usage_events: faust.TopicT
     signal_claims: faust.TopicT
     usage: faust.TopicT
     eligibility: faust.TopicT
     dead_letter: faust.TopicT
     route_inputs: faust.types.AgentT
     process_accounts: faust.types.AgentT
-    observe_usage: faust.types.AgentT
     judge_signals: faust.types.AgentT
     firehose: Firehose
 
@@ -71,7 +68,6 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics, bootstr
     # The producers' topics: any partitions, any configs. Faust reads billing; the firehose the rest.
     billing = app.topic(names.billing, key_serializer="raw", value_serializer="raw")
     account_events = declared(registry.account_events)
-    usage_events = declared(registry.usage_events)
     signal_claims = declared(registry.signal_claims)
     usage_out = declared(registry.usage)
     eligibility_out = declared(registry.eligibility)
@@ -102,7 +98,7 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics, bootstr
         FirehoseConfig(
             topics=names.firehose,
             group_id=firehose_group(settings.app_id),
-            usage_events=names.usage_events,
+            account_events=names.account_events,
             dead_letter=names.dead_letter,
             client={"bootstrap_servers": bootstrap_servers, **KafkaSecurity.from_settings(settings).aiokafka_config()},
             batch_records=settings.firehose_batch_records,
@@ -116,19 +112,17 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics, bootstr
         loop=app.loop,
     )
     app.service(cast(Any, firehose))  # started once the tables are recovered, stopped with the app
-    account_steps = partial(
-        process_accounts,
-        accounts=accounts,
-        usage_out=usage_out,
-        eligibility_out=eligibility_out,
-        signal_claims=signal_claims,
-        dead_letters=dead_letters,
-        metrics=metrics,
-        window=settings.duplicate_window(),
-        one_step_at_a_time=asyncio.Lock(),
+    process = app.agent(account_events, name="process-accounts")(
+        process_accounts(
+            accounts=accounts,
+            usage_out=usage_out,
+            eligibility_out=eligibility_out,
+            signal_claims=signal_claims,
+            dead_letters=dead_letters,
+            metrics=metrics,
+            window=settings.duplicate_window(),
+        )
     )
-    process = app.agent(account_events, name="process-accounts")(account_steps())
-    observe = app.agent(usage_events, name="observe-usage")(account_steps())
     judge = app.agent(signal_claims, name="judge-signals")(
         judge_signals(
             signals=signals,
@@ -161,14 +155,12 @@ def build_topology(app: faust.App, settings: Settings, metrics: Metrics, bootstr
         signals=signals,
         topics=names,
         account_events=account_events,
-        usage_events=usage_events,
         signal_claims=signal_claims,
         usage=usage_out,
         eligibility=eligibility_out,
         dead_letter=dead_letter_out,
         route_inputs=route,
         process_accounts=process,
-        observe_usage=observe,
         judge_signals=judge,
         firehose=firehose,
     )

@@ -10,11 +10,11 @@ tables'. Per batch, `Sorter` decides each record:
 - a hit that is certainly valid and later than the evidence this worker already forwarded for
   its account is dropped (`streams.hit_gate`, `streams.usage_filter`);
 - anything else is decoded in full: an invalid record becomes a dead letter naming its topic,
-  partition and offset; a valid one goes straight onto `<app>-usage-events`, keyed by account,
+  partition and offset; a valid one goes straight onto `<app>-account-events`, keyed by account,
   unless the usage filter holds evidence of the account received strictly earlier.
 
 At least once (`Firehose`): a partition's offset is committed only after every send its batch
-caused (usage events and dead letters; idempotent producer, acks=all) is acknowledged. A failed
+caused (account events and dead letters; idempotent producer, acks=all) is acknowledged. A failed
 send means no commit: the batch's partitions are read again from where it began. A revocation
 waits for the batch in flight, so no commit passes an unacknowledged send and the next owner
 starts where this worker stopped.
@@ -115,7 +115,7 @@ class Sorter:
 class FirehoseConfig:
     topics: tuple[str, ...]  # the inputs it reads
     group_id: str
-    usage_events: str
+    account_events: str
     dead_letter: str
     client: dict[str, Any]  # bootstrap servers and security, for both clients
     batch_records: int
@@ -219,7 +219,7 @@ class Firehose(Service):
             try:
                 for share in shares.values():
                     for key, value in share.forward:
-                        pending.append(await producer.send(c.usage_events, value=value, key=key))
+                        pending.append(await producer.send(c.account_events, value=value, key=key))
                     for dead_key, letter, _ in share.dead:
                         pending.append(await producer.send(c.dead_letter, value=letter, key=dead_key))
             except KafkaError as error:  # refused before it was sent: as a failed send

@@ -77,7 +77,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     topology = build_topology(app, settings, metrics, "127.0.0.1:9")  # never started here: no broker
     app.finalize()
     sent = Sent()
-    for topic in (topology.account_events, topology.usage_events, topology.signal_claims, topology.usage, topology.eligibility, topology.dead_letter):
+    for topic in (topology.account_events, topology.signal_claims, topology.usage, topology.eligibility, topology.dead_letter):
         sent.capture(topic)
     changelog = {"accounts": record_writes(topology.accounts), "signals": record_writes(topology.signals)}
     yield Harness(app=app, topology=topology, metrics=metrics, sent=sent, changelog=changelog)

@@ -1,17 +1,13 @@
-"""process-accounts and observe-usage: the stored state, written even when unchanged; unreadable records
-dead-lettered; the two agents of the accounts table take turns."""
+"""process-accounts: the stored state, written even when unchanged; unreadable records dead-lettered."""
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
-from faust.types import AgentT
 
 from models.internal import encode_internal
 from tests.agents.conftest import Harness, settle
-from tests.unit.factories import DAY, C, make_charge, make_hit, make_trial
+from tests.unit.factories import C, make_charge, make_hit, make_trial
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = b"acct-test-1"  # the factories' account
@@ -75,47 +71,3 @@ async def test_a_stored_state_this_worker_cannot_read_is_left_as_it_is(harness: 
     assert t.accounts[ACCOUNT] == newer_state
     assert [key for key, _ in harness.changelog["accounts"]] == [b"acct-other"]
     assert [key for key, _ in harness.sent.to(t.topics.eligibility)] == [b"acct-other"], "the agent goes on"
-
-
-async def test_usage_on_its_own_topic_folds_into_the_same_account(harness: Harness) -> None:
-    """observe-usage reads the firehose's usage events; its steps and process-accounts' share the table."""
-    t = harness.topology
-    async with t.process_accounts.test_context() as accounts, t.observe_usage.test_context() as usage:
-        await accounts.put(encode_internal(make_trial()), key=ACCOUNT)
-        await usage.put(encode_internal(make_hit(C - DAY)), key=ACCOUNT)
-        await settle(accounts)
-        await settle(usage)
-    (usage_record,) = [value for _, value in harness.sent.to(t.topics.usage)]
-    eligibility = [(value["version"], value["usage_started_at"] is not None) for _, value in harness.sent.to(t.topics.eligibility)]
-    assert usage_record["first_evidence"]["id"] == "h1"
-    assert eligibility == [(1, False), (2, True)], "the trial's record, then the same account's with usage"
-
-
-async def test_the_two_agents_take_turns_so_no_change_of_an_account_is_lost(harness: Harness) -> None:
-    """A step reads the state, sends (yielding to the loop) and saves: were the two agents' steps of one
-    account interleaved there, one would save over the other's change, or publish versions out of order."""
-    t = harness.topology
-    for topic in (t.usage, t.eligibility):
-        captured = topic.send
-
-        async def yielding_send(*, _captured=captured, **record: object) -> None:
-            await asyncio.sleep(0)  # a real send may yield to the loop here
-            await _captured(**record)
-
-        topic.send = yielding_send  # type: ignore[method-assign]
-    charges = [encode_internal(make_charge(f"ch_{n}", at=C + n * DAY)) for n in range(20)]
-    hits = [encode_internal(make_hit(C - n * DAY, hit_id=f"h{n}")) for n in range(20)]  # each earlier: each a change
-    async with t.process_accounts.test_context() as accounts, t.observe_usage.test_context() as usage:
-
-        async def put_all(agent: AgentT, records: list[bytes]) -> None:
-            for record in records:
-                await agent.put(record, key=ACCOUNT)
-
-        await asyncio.gather(put_all(accounts, charges), put_all(usage, hits))
-        await settle(accounts)
-        await settle(usage)
-    state = orjson.loads(t.accounts[ACCOUNT])
-    assert len(state["charges"]) == 20 and state["first_evidence"]["id"] == "h19", "every change kept"
-    for topic in (t.topics.usage, t.topics.eligibility):
-        versions = [value["version"] for _, value in harness.sent.to(topic)]
-        assert versions == list(range(1, len(versions) + 1)), f"{topic}: versions in order, none twice"

@@ -37,7 +37,7 @@ def forwarded(share: Sorted) -> list[tuple[bytes, str, str]]:
     return [(key, (event := orjson.loads(value))["type"], event["evidence"]["id"]) for key, value in share.forward]
 
 
-async def test_hits_and_capi_events_are_re_keyed_by_account_as_usage_events(harness: Harness) -> None:
+async def test_hits_and_capi_events_are_re_keyed_by_account_as_account_events(harness: Harness) -> None:
     t, sorter = harness.topology, harness.topology.firehose.sorter
     hits = sorter.sort(t.topics.hits, 0, batch(orjson.dumps(HIT)), NOW)
     capi = sorter.sort(t.topics.capi, 0, batch(orjson.dumps(CAPI)), NOW)

@@ -30,7 +30,7 @@ from tools.workerpool import TopicSet
 SETTINGS = Settings(app_id="app", partitions=4, store="memory")
 REGISTRY = Topics.from_settings(SETTINGS)
 COMPACTED_TOPICS = {"usage.state", "refund.eligibility", "app-accounts-changelog", "app-signals-changelog"}
-COPARTITIONED_TOPICS = {"app-account-events", "app-usage-events", "app-signal-claims", "app-accounts-changelog", "app-signals-changelog"}
+COPARTITIONED_TOPICS = {"app-account-events", "app-signal-claims", "app-accounts-changelog", "app-signals-changelog"}
 
 
 def as_specified() -> dict[str, Observed]:
@@ -47,7 +47,6 @@ def test_the_registry_declares_every_topic_the_detector_touches() -> None:
         "refund.eligibility": Role.OUTPUT,
         "usage.dead-letter": Role.DEAD_LETTER,
         "app-account-events": Role.INTERNAL,
-        "app-usage-events": Role.INTERNAL,
         "app-signal-claims": Role.INTERNAL,
         "app-accounts-changelog": Role.CHANGELOG,
         "app-signals-changelog": Role.CHANGELOG,
@@ -145,7 +144,7 @@ def test_the_topology_declares_its_tables_and_internal_topics_as_the_registry_do
     for spec in (REGISTRY.accounts_changelog, REGISTRY.signals_changelog):
         assert changelogs[spec.name].partitions == spec.partitions and changelogs[spec.name].compacting
     consumed = {name: agent.channel for agent in detector.app.agents.values() for name in agent.channel.topics}
-    for spec in (REGISTRY.account_events, REGISTRY.usage_events, REGISTRY.signal_claims):
+    for spec in (REGISTRY.account_events, REGISTRY.signal_claims):
         assert consumed[spec.name].partitions == spec.partitions
 
 
@@ -164,7 +163,7 @@ def test_each_topic_the_workers_read_is_committed_by_the_group_that_reads_it() -
 def test_a_topic_set_names_every_topic_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     topics = TopicSet.named("t1", app_id="test-t1")
     assert topics.hits == "t1.tracking.hits" and topics.usage == "t1.usage.state"
-    assert topics.internal == ("test-t1-account-events", "test-t1-usage-events", "test-t1-signal-claims")
+    assert topics.internal == ("test-t1-account-events", "test-t1-signal-claims")
     assert all(topics.owns(spec.name) for spec in Topics.of(topics, 4))
     # A worker given the set's environment names the very same topics.
     for name, value in topics.env().items():

@@ -3,8 +3,9 @@
 A signal is a normalised identity value (card, device, email, website host), hashed with a
 secret. For each signal the earliest trial (by `occurred_at`, ties: the smaller account id)
 keeps its standing; every later account on it is linked to the earlier ones, and told so by a
-verdict only when its standing (linked or not, how many, the earliest few) changes. `signup_ip` is
-never a signal: shared IPs (offices, carriers) prove nothing on their own.
+verdict only when its standing (linked or not, how many, the earliest few) changes; a busy signal
+holds its verdicts until it is quiet (`judge_batch`). `signup_ip` is never a signal: shared IPs
+(offices, carriers) prove nothing on their own.
 """
 
 from __future__ import annotations
@@ -263,10 +264,14 @@ def judge_together(state: SignalState | None, claims: Sequence[SignalClaim]) -> 
     return Judgement(state=after, verdicts=_verdicts(after, standings), changed=after is not before)
 
 
+TELL_AT_ONCE = 1
+"""The most standings one batch of a signal's claims may move and still be told at once."""
+
+
 @dataclass(frozen=True)
 class Holding:
     """When a busy signal's verdicts wait. A batch of claims that changes the standing of more than
-    `tell_at_once` accounts (a storm: many trials sharing a placeholder device id) holds its
+    `TELL_AT_ONCE` accounts (a storm: many trials sharing a placeholder device id) holds its
     verdicts, and so does every batch after it while any are held: its claims keep arriving out of
     trial order, batch after batch, and each late earlier claim would move the count of every later
     account again, a verdict and an eligibility record each time. Held verdicts are released
@@ -275,7 +280,6 @@ class Holding:
     longer. One claim at a time (nearly every trial) is told at once."""
 
     max_hold_ms: int
-    tell_at_once: int = 1
 
 
 def judge_batch(
@@ -291,7 +295,7 @@ def judge_batch(
     before = state or SignalState(signal=(claims or dues)[0].signal)
     judgement = judge_together(before, claims) if claims else Judgement(state=before, verdicts=(), changed=False)
     after = judgement.state
-    if claims and (after.held or len(judgement.verdicts) > holding.tell_at_once):
+    if claims and (after.held or len(judgement.verdicts) > TELL_AT_ONCE):
         held = after.held | {v.account_id for v in judgement.verdicts}
         since = now if after.held_since is None else after.held_since
         after = after.model_copy(update={"held": held, "held_since": since}) if held != after.held else after

@@ -22,13 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
 from typing import Any, cast
 
 import faust
-from faust.streams import _current_event
 from faust.types import EventT, TableT
 
 from models.abuse import SignalClaim, VerdictsDue
@@ -37,25 +34,12 @@ from models.internal import SIGNAL_RECORD, SIGNAL_STATE, decode_internal, encode
 from policy.abuse import CrowdedSignal, Holding, crowded, judge_batch
 from streams.dead_letter import DeadLetters
 from streams.metrics import Metrics
-from streams.stages import Agent
+from streams.stages import Agent, as_current_event
 
 log = logging.getLogger(__name__)
 
 BATCH_CLAIMS = 10_000
 """The most claims judged in one batch (a batch is buffered in memory until judged)."""
-
-
-@contextmanager
-def as_current_event(event: EventT) -> Iterator[None]:
-    """`event` as Faust's current event in this task: a table reads and writes (and sends its
-    changelog to) the partition of the current event, which a batch from `take_events` does not set.
-    Only the context variable of this task is set, never the stream's `current_event`, which
-    `take_events` reads in its own task as it buffers."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def report_crowded(metrics: Metrics, crowd: CrowdedSignal) -> None:

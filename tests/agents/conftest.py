@@ -16,7 +16,7 @@ from typing import Any
 import faust
 import orjson
 import pytest
-from faust.types import AgentT, TopicT
+from faust.types import AgentT, EventT, TopicT
 
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -64,7 +64,7 @@ class Harness:
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     # Built inside the test's event loop: the app binds to the loop that is running.
-    settings = Settings(state_dir=tmp_path, partitions=1, signal_key="agents-test-key", usage_filter_accounts=1000)
+    settings = Settings(state_dir=tmp_path, partitions=1, signal_key="agents-test-key", usage_filter_accounts=1000, judge_batch_s=0.05)
     app = faust.App(
         "agents-test",
         store="memory://",
@@ -95,14 +95,20 @@ def record_writes(table: faust.Table) -> list[tuple[bytes, bytes]]:
     return writes
 
 
-async def put(agent: AgentT, value: bytes | None, key: bytes | None, topic: TopicT | None = None) -> None:
+async def put(agent: AgentT, value: bytes | None, key: bytes | None, topic: TopicT | None = None) -> EventT:
     """One record for `agent`, as read from `topic` (for an agent reading several topics)."""
     if topic is not None:
         agent.original_channel = topic  # type: ignore[attr-defined]  # what the test message names as its topic
-    await agent.put(value, key=key)
+    return await agent.put(value, key=key)
 
 
 async def settle(agent: AgentT, topic: TopicT | None = None) -> None:
-    """Wait until the agent has processed every record put before: it takes one record at a time,
-    so a marker put after them reaches it only then. What the marker causes is not captured."""
+    """Wait until the agent has processed every record put before: until a marker put after them
+    is acknowledged. Agents ack in offset order once processed (process-accounts, judge-signals'
+    batches), or as they read the next record (route-inputs): hence a second marker. What the
+    markers cause is not captured."""
+    marker = await put(agent, b"", MARKER_KEY, topic)
     await put(agent, b"", MARKER_KEY, topic)
+    async with asyncio.timeout(10):
+        while not marker.message.acked:
+            await asyncio.sleep(0.001)

@@ -71,3 +71,20 @@ async def test_a_stored_state_this_worker_cannot_read_is_left_as_it_is(harness: 
     assert t.accounts[ACCOUNT] == newer_state
     assert [key for key, _ in harness.changelog["accounts"]] == [b"acct-other"]
     assert [key for key, _ in harness.sent.to(t.topics.eligibility)] == [b"acct-other"], "the agent goes on"
+
+
+async def test_a_usage_start_goes_ahead_of_other_accounts_backlog_and_acks_stay_in_order(harness: Harness) -> None:
+    """A storm's trials fill the partition; an unrelated account's first hit, read after them, is
+    processed before them (each account's own events in order), and no event is acknowledged
+    before every earlier one of its partition is processed."""
+    t = harness.topology
+    storm = [make_trial().model_copy(update={"account_id": f"storm-{n:03d}"}) for n in range(200)]
+    async with t.process_accounts.test_context() as agent:
+        read = [await agent.put(encode_internal(trial), key=trial.account_id.encode(), wait=False) for trial in storm]
+        read.append(await agent.put(encode_internal(make_hit(C)), key=ACCOUNT, wait=False))
+        await settle(agent)
+    published = [key for key, _ in harness.sent.to(t.topics.eligibility)]
+    assert len(published) == 201
+    assert published.index(ACCOUNT) < 10, f"the usage start is published at {published.index(ACCOUNT)}, not first"
+    assert [key for key, _ in harness.sent.to(t.topics.usage)] == [ACCOUNT]
+    assert all(event.message.acked for event in read)

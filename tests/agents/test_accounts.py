@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import faust
 import orjson
 import pytest
+from faust.types import EventT
 
 from models.internal import encode_internal
-from tests.agents.conftest import Harness, settle
+from tests.agents.conftest import MARKER_KEY, Harness, settle
 from tests.unit.factories import C, make_charge, make_hit, make_trial
 
 pytestmark = pytest.mark.anyio
@@ -73,10 +75,21 @@ async def test_a_stored_state_this_worker_cannot_read_is_left_as_it_is(harness: 
     assert [key for key, _ in harness.sent.to(t.topics.eligibility)] == [b"acct-other"], "the agent goes on"
 
 
-async def test_a_usage_start_goes_ahead_of_other_accounts_backlog_and_acks_stay_in_order(harness: Harness) -> None:
+async def test_a_usage_start_goes_ahead_of_other_accounts_backlog_and_acks_stay_in_order(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A storm's trials fill the partition; an unrelated account's first hit, read after them, is
     processed before them (each account's own events in order), and no event is acknowledged
     before every earlier one of its partition is processed."""
+    acked: list[int] = []
+    ack = faust.Stream.ack
+
+    async def recording(stream: faust.Stream, event: EventT) -> bool:
+        if event.key != MARKER_KEY:
+            acked.append(event.message.offset)
+        return await ack(stream, event)
+
+    monkeypatch.setattr(faust.Stream, "ack", recording)
     t = harness.topology
     storm = [make_trial().model_copy(update={"account_id": f"storm-{n:03d}"}) for n in range(200)]
     async with t.process_accounts.test_context() as agent:
@@ -88,3 +101,29 @@ async def test_a_usage_start_goes_ahead_of_other_accounts_backlog_and_acks_stay_
     assert published.index(ACCOUNT) < 10, f"the usage start is published at {published.index(ACCOUNT)}, not first"
     assert [key for key, _ in harness.sent.to(t.topics.usage)] == [ACCOUNT]
     assert all(event.message.acked for event in read)
+    assert acked == list(range(201)), "in offset order, the usage start's (offset 200) last"
+
+
+async def test_an_event_whose_processing_fails_is_logged_and_the_others_go_on(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As Faust treats an exception escaping an agent: the event counts as processed (acked, so
+    its partition's commits go on), and the agent takes the next one."""
+    from streams.stages import accounts as stage
+
+    apply = stage.apply
+
+    def failing_for_other(state, event, **kwargs):  # type: ignore[no-untyped-def]
+        if event.account_id == "acct-other":
+            raise RuntimeError("a bug")
+        return apply(state, event, **kwargs)
+
+    monkeypatch.setattr(stage, "apply", failing_for_other)
+    t = harness.topology
+    async with t.process_accounts.test_context() as agent:
+        failing = await agent.put(encode_internal(make_trial().model_copy(update={"account_id": "acct-other"})), key=b"acct-other")
+        await agent.put(encode_internal(make_trial()), key=ACCOUNT)
+        await settle(agent)
+    assert failing.message.acked
+    assert "process-accounts: processing acct-other failed" in caplog.text and "a bug" in caplog.text
+    assert [key for key, _ in harness.sent.to(t.topics.eligibility)] == [ACCOUNT]

@@ -29,9 +29,9 @@ from streams.stages.account_order import AccountQueue, InOrderAcks
 log = logging.getLogger(__name__)
 
 BACKLOG_EVENTS = 2_000
-"""The most events read ahead of processing, for `account_order` to choose from. All of them are
-processed before a revoked partition moves on (Faust waits for every event read to be acked),
-within the rebalance timeout: 2,000 take about 3 s on one core."""
+"""The most events read ahead of processing, for `account_order` to choose from: a storm's trials
+and verdicts on one worker. All of them are processed before a revoked partition moves on (Faust
+waits for every event read to be acked): at about 0.23 ms each in a storm, well under a second."""
 
 
 def record_transition(metrics: Metrics, before: AccountState | None, after: AccountState) -> None:

@@ -97,6 +97,7 @@ def process_accounts(
         queue: AccountQueue[tuple[EventT, AccountEvent]] = AccountQueue()
         acks: InOrderAcks[EventT] = InOrderAcks()
         queued, room = asyncio.Event(), asyncio.Event()
+        reads = 0  # events the stream has handed over
         held_by_faust = cast(faust.ChannelT, stream.channel).queue.qsize  # events read from Kafka, not yet by this stream
 
         async def processed(message_event: EventT) -> None:
@@ -104,7 +105,9 @@ def process_accounts(
                 await stream.ack(event)
 
         async def read() -> None:
+            nonlocal reads
             async for message_event in stream.events():
+                reads += 1
                 acks.add(message_event.message.tp, message_event)
                 try:
                     event = decode_internal(ACCOUNT_EVENT, message_event.value, "account event")
@@ -121,9 +124,13 @@ def process_accounts(
         async def work() -> None:
             while True:
                 # What Faust already holds is read first (up to the backlog), so that the choice
-                # sees it: the stream reads one event per turn of the loop.
+                # sees it: the stream reads one event per turn of the loop. Not while the reader
+                # waits for something else (a dead letter's send): that would spin.
                 while held_by_faust() and len(acks) < BACKLOG_EVENTS:
+                    before = reads
                     await asyncio.sleep(0)
+                    if reads == before:
+                        break
                 if not queue:
                     queued.clear()
                     await queued.wait()

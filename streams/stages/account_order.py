@@ -14,7 +14,8 @@ events buffered are taken per account, in each account's order, a usage observat
   same records (what "never conflicting" rests on, README "Delivery"), whatever else is buffered.
 - `InOrderAcks` releases an event for acknowledgement only when every earlier event of its
   partition has been processed: Faust commits a partition up to its first unacknowledged offset
-  only when acks come in order (with a gap at the head of its acks it commits past it), and a
+  only when acks come in order (`Consumer._new_offset`: committed 31, acked 32 and 33, it commits
+  34, past the unacknowledged 31; with nothing committed yet it commits past any gap), and a
   commit past an unprocessed event would lose it in a crash.
 
 Pure: no Faust, no I/O (streams.stages.accounts is the shell).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -32,6 +33,10 @@ def run_worker(settings: Settings, bootstrap_servers: str) -> int:
     if created:
         log.info("created topics: %s", ", ".join(created))
     detector = create_app(settings, bootstrap_servers)
+    # What is built so far lives as long as the worker. Frozen, a full collection no longer walks
+    # it: in the storm bench, full collections paused the loop 47-307 ms each, 5-14 ms frozen.
+    gc.collect()
+    gc.freeze()
     worker = Worker(detector.app, loglevel="info")
     if not sys.stdout.isatty():
         worker.spinner = None

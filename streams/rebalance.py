@@ -165,6 +165,7 @@ class PacedWaitEmpty(faust_kafka.Consumer):
                 if not sweeps % 10:
                     unacked = len(self._unacked_messages)
                     self.log.warning("wait_empty: %d records read not processed yet, after %.0fs", unacked, now - started)
+                    self.log.info("Agent tracebacks:\n%s", self.app.agents.human_tracebacks())  # as Faust's: where they stand
                 gc.collect()
                 await self.commit()
                 next_sweep = time.monotonic() + SWEEP_S

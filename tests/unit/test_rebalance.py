@@ -271,3 +271,20 @@ def test_a_record_dropped_without_an_ack_is_forgotten_at_the_sweep() -> None:
     finally:
         gc.enable()
     assert not consumer._unacked_messages
+
+
+def test_a_long_wait_says_how_many_records_remain_and_where_the_agents_stand(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(rebalance, "SWEEP_S", 0.001)  # ten sweeps within the test, not ten seconds
+    monkeypatch.setattr(rebalance, "ACK_CHECK_S", 0.001)
+    monkeypatch.setattr(gc, "collect", lambda *args: 0)
+    consumer, records, _ = waiting_consumer()
+
+    async def revoke() -> None:
+        await asyncio.gather(PacedWaitEmpty.wait_empty(consumer), process(consumer, records))
+
+    with caplog.at_level("INFO"):
+        asyncio.run(revoke())
+    assert "records read not processed yet" in caplog.text
+    assert "Agent tracebacks" in caplog.text

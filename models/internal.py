@@ -1,8 +1,10 @@
 """Records on the detector's internal topics.
 
-`<app>-account-events`, keyed by account, is what each account's processor sees: billing events
-as published (but a trial's identity reduced to hashed signals), hits and Conversion API events
-reduced to the evidence of usage they carry, and abuse verdicts routed back from the signals.
+`<app>-usage-evidence`, keyed by account, is what the usage stage sees: hits and Conversion API
+events reduced to the evidence of usage they carry (`UsageObserved`). `<app>-account-events`, keyed
+by account, is what each account's processor sees: billing events as published (but a trial's
+identity reduced to hashed signals), the usage stage's record of the account's usage
+(`UsageRecorded`), and abuse verdicts routed back from the signals.
 `<app>-signal-claims`, keyed by signal digest, carries `models.abuse.SignalClaim`, and the judge's
 `VerdictsDue` to itself.
 
@@ -22,7 +24,7 @@ from models.abuse import AbuseVerdict, Signal, SignalClaim, SignalState, Verdict
 from models.codec import encode
 from models.errors import InvalidRecord
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued, SubscriptionStarted
-from models.outputs import Evidence
+from models.outputs import Evidence, UsageState
 from models.state import AccountState
 from models.timestamps import Timestamp
 
@@ -34,6 +36,19 @@ class UsageObserved(BaseModel):
     account_id: str
     evidence: Evidence
     page_signal: Signal | None = None  # the hashed host of the evidence's page_url
+
+
+class UsageRecorded(BaseModel):
+    """The usage stage's record of an account: its `usage.state` record as published, and the hashed
+    host of its first evidence's page. The value of the `usage` table, and what the stage sends on to
+    the account's processor, where the decision reads it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["usage_recorded"] = "usage_recorded"
+    account_id: str
+    usage: UsageState
+    page_signal: Signal | None = None
 
 
 class TrialBegan(BaseModel):
@@ -48,17 +63,15 @@ class TrialBegan(BaseModel):
     signals: tuple[Signal, ...] = ()
 
 
-AccountEvent = Annotated[
-    TrialBegan
-    | SubscriptionStarted
-    | Charged
-    | CancellationRequested
-    | RefundIssued
-    | PlanChanged
-    | UsageObserved
-    | AbuseVerdict,
-    Field(discriminator="type"),
-]
+_ACCOUNT_FACTS = (
+    TrialBegan | SubscriptionStarted | Charged | CancellationRequested | RefundIssued | PlanChanged | UsageRecorded | AbuseVerdict
+)
+AccountEvent = Annotated[_ACCOUNT_FACTS, Field(discriminator="type")]
+"""What the account's processor folds (`policy.account`)."""
+
+AccountTopicRecord = Annotated[_ACCOUNT_FACTS | UsageObserved, Field(discriminator="type")]
+"""What `<app>-account-events` may hold: an account event, or evidence written there by a worker of the
+version before the usage stage (sent on to the stage)."""
 
 
 def _signal_record_type(record: Any) -> str:
@@ -72,8 +85,10 @@ SignalRecord = Annotated[
     Discriminator(_signal_record_type),
 ]
 
-# What `decode_internal` reads: the internal topics' records and the two tables' values.
-ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
+# What `decode_internal` reads: the internal topics' records and the three tables' values.
+ACCOUNT_TOPIC_RECORD: TypeAdapter[AccountTopicRecord] = TypeAdapter(AccountTopicRecord)
+USAGE_OBSERVED = TypeAdapter(UsageObserved)
+USAGE_RECORDED = TypeAdapter(UsageRecorded)
 SIGNAL_RECORD: TypeAdapter[SignalRecord] = TypeAdapter(SignalRecord)
 ACCOUNT_STATE = TypeAdapter(AccountState)
 SIGNAL_STATE = TypeAdapter(SignalState)

@@ -6,12 +6,10 @@ from dataclasses import dataclass
 
 from models.abuse import AbuseVerdict, SignalClaim
 from models.inputs import CancellationRequested, Charged, RefundIssued
-from models.internal import AccountEvent, TrialBegan, UsageObserved
-from models.outputs import ChargeSummary, Decision, Evidence, RefundEligibility, UsageState
+from models.internal import AccountEvent, TrialBegan, UsageRecorded
+from models.outputs import ChargeSummary, Decision, RefundEligibility
 from models.state import AccountState, CancellationClaim, Refund
 from policy.refund import charge_order, decide
-
-Record = UsageState | RefundEligibility
 
 
 @dataclass(frozen=True)
@@ -34,23 +32,19 @@ DEFAULT_DUPLICATE_WINDOW = DuplicateWindow(events=64, max_age_ms=35 * 24 * 3_600
 @dataclass(frozen=True)
 class Step:
     state: AccountState
-    records: tuple[Record, ...]  # for the output topics
+    records: tuple[RefundEligibility, ...]  # for the eligibility topic: none, or the account's record
     claims: tuple[SignalClaim, ...]  # for the signals this account's trials touch
     changed: bool  # whether `state` differs from the state the event was applied to
 
 
-def evidence_order(evidence: Evidence) -> tuple[int, str, str]:
-    """Earliest `received_at` first; source and id only make ties deterministic."""
-    return (evidence.received_at, evidence.source, evidence.id)
-
-
 def fold(state: AccountState, event: AccountEvent, window: DuplicateWindow = DEFAULT_DUPLICATE_WINDOW) -> AccountState:
     """The account's facts after `event`. Pure, and the same for any order of the same events."""
-    if isinstance(event, UsageObserved):
-        current = state.first_evidence
-        if current is not None and evidence_order(current) <= evidence_order(event.evidence):
+    if isinstance(event, UsageRecorded):
+        # The usage stage's versions rise as its evidence gets earlier (`policy.usage`): the highest is the earliest.
+        if state.usage is not None and state.usage.version >= event.usage.version:
             return state
-        return state.model_copy(update={"first_evidence": event.evidence, "page_signal": event.page_signal})
+        usage = {"usage": event.usage, "first_evidence": event.usage.first_evidence, "page_signal": event.page_signal}
+        return state.model_copy(update=usage)
     if isinstance(event, AbuseVerdict):
         known = state.abuse_verdicts.get(event.signal.digest)
         if known is not None and known.seq >= event.seq:
@@ -143,44 +137,31 @@ def apply(
     """Fold `event` into the account and say what to publish, stamped at `now`; billing event ids
     are remembered within `window`.
 
-    A record is published when its content changes, with the next `version`. An event that
-    changes nothing publishes the current records (and, if it could have caused them, the
-    account's signal claims) again, unchanged: if a crash lost the publication of a change whose
-    state was already saved, reprocessing its input repairs it.
+    The eligibility record is published when its content changes, with the next `version`. An
+    event that changes nothing publishes the current record (and, if it could have caused them,
+    the account's signal claims) again, unchanged: if a crash lost the publication of a change
+    whose state was already saved, reprocessing its input repairs it. (Usage records are the
+    usage stage's: `policy.usage`.)
     """
     before = state or AccountState(account_id=event.account_id)
     after = fold(before, event, window)
-    usage = _usage_record(after, now)
     eligibility = _eligibility_record(after, now)
-    after = after.model_copy(update={"usage": usage, "eligibility": eligibility})
+    after = after.model_copy(update={"eligibility": eligibility})
     if after != before:
-        changed = tuple(r for r, prior in ((usage, before.usage), (eligibility, before.eligibility)) if r is not None and r is not prior)
+        changed = (eligibility,) if eligibility is not before.eligibility else ()
         return Step(state=after, records=changed, claims=_changed_claims(before, after), changed=True)
-    republished = tuple(r for r in (before.usage, before.eligibility) if r is not None)
+    republished = (before.eligibility,) if before.eligibility is not None else ()
     reclaimed = tuple(claims_of(before).values()) if _may_have_claimed(before, event) else ()
     return Step(state=before, records=republished, claims=reclaimed, changed=False)
 
 
 def _may_have_claimed(account: AccountState, event: AccountEvent) -> bool:
     """Whether this event, processed before, could have sent the account's claims: its trial, or
-    the hit that is its first evidence. Later hits and verdicts never did, so they claim nothing
-    again (a verdict re-claiming would ping-pong with its signal; later hits would flood it)."""
+    the usage record it holds. Older usage records and verdicts never did, so they claim nothing
+    again (a verdict re-claiming would ping-pong with its signal)."""
     if isinstance(event, TrialBegan):
         return True
-    return isinstance(event, UsageObserved) and event.evidence == account.first_evidence
-
-
-def _usage_record(account: AccountState, now: int) -> UsageState | None:
-    current, evidence = account.usage, account.first_evidence
-    if evidence is None or (current is not None and current.first_evidence == evidence):
-        return current
-    return UsageState(
-        account_id=account.account_id,
-        usage_started_at=evidence.received_at,
-        first_evidence=evidence,
-        detected_at=now,
-        version=current.version + 1 if current else 1,
-    )
+    return isinstance(event, UsageRecorded) and event.usage == account.usage
 
 
 def _eligibility_record(account: AccountState, now: int) -> RefundEligibility:

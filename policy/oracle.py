@@ -13,16 +13,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from models.abuse import SignalClaim, SignalState
-from models.internal import AccountEvent
+from models.internal import AccountEvent, UsageObserved, UsageRecorded
 from models.state import AccountState
 from policy.abuse import judge
 from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow, apply
+from policy.usage import observe
+
+Message = AccountEvent | UsageObserved | SignalClaim
 
 
 @dataclass
 class Outcome:
     accounts: dict[str, AccountState] = field(default_factory=dict)
     signals: dict[str, SignalState] = field(default_factory=dict)
+    usage: dict[str, UsageRecorded] = field(default_factory=dict)
 
 
 class _Queues:
@@ -32,12 +36,12 @@ class _Queues:
 
     def __init__(self, rng: random.Random | None) -> None:
         self.rng = rng
-        self.queues: dict[tuple[str, str], deque[AccountEvent | SignalClaim]] = {}
+        self.queues: dict[tuple[str, str], deque[Message]] = {}
         self.order: list[tuple[str, str]] = []  # the rng picks an index; else served from the front
         self.index: dict[tuple[str, str], int] = {}
         self.served = 0  # without an rng: how many of `order` were emptied
 
-    def put(self, kind: str, key: str, message: AccountEvent | SignalClaim) -> None:
+    def put(self, kind: str, key: str, message: Message) -> None:
         destination = (kind, key)
         if destination not in self.queues:
             self.queues[destination] = deque()
@@ -45,7 +49,7 @@ class _Queues:
             self.order.append(destination)
         self.queues[destination].append(message)
 
-    def take(self) -> tuple[tuple[str, str], AccountEvent | SignalClaim] | None:
+    def take(self) -> tuple[tuple[str, str], Message] | None:
         if not self.queues:
             return None
         if self.rng is None:
@@ -66,7 +70,7 @@ class _Queues:
 
 
 def run(
-    events: Iterable[AccountEvent],
+    events: Iterable[AccountEvent | UsageObserved],
     rng: random.Random | None = None,
     now: int = 0,
     window: DuplicateWindow = DEFAULT_DUPLICATE_WINDOW,
@@ -74,10 +78,15 @@ def run(
     outcome = Outcome()
     queues = _Queues(rng)
     for event in events:
-        queues.put("account", event.account_id, event)
+        queues.put("usage" if isinstance(event, UsageObserved) else "account", event.account_id, event)
     while (taken := queues.take()) is not None:
         (_, key), message = taken
-        if isinstance(message, SignalClaim):
+        if isinstance(message, UsageObserved):
+            usage = observe(outcome.usage.get(key), message, now)
+            outcome.usage[key] = usage.recorded
+            if usage.send_on:
+                queues.put("account", key, usage.recorded)
+        elif isinstance(message, SignalClaim):
             judgement = judge(outcome.signals.get(key), message)
             outcome.signals[key] = judgement.state
             for verdict in judgement.verdicts:

@@ -1,4 +1,4 @@
-"""Input records to account events: the only place raw identities are seen, and hashed."""
+"""Input records to evidence of usage and account events: the only place raw identities are seen, and hashed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Whether the worker can do its job: tables recovered, not rebalancing, Kafka reachable, every input readable."""
+"""Whether the worker can do its job: in both its apps, tables recovered, not rebalancing, Kafka reachable, every
+input readable; in the usage app, the firehose reading."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import cast
 import faust
 from faust.tables.manager import TableManager
 
-from streams.kafka_inputs import InputsConsumer
+from streams.kafka_inputs import InputsConsumer, UnreadableBatch
 from streams.stages.firehose import Firehose
+from streams.usage_process import UsageProcess
 
 log = logging.getLogger(__name__)
 PROBE_EVERY_S = 2.0
@@ -50,24 +52,36 @@ class BrokerProbe:
         return False
 
 
-def readiness(app: faust.App, probe: BrokerProbe, firehose: Firehose) -> tuple[bool, dict[str, object]]:
+def app_readiness(app: faust.App, probe: BrokerProbe, unreadable: list[UnreadableBatch]) -> dict[str, object]:
+    """What both of a worker's apps need: tables recovered, not rebalancing, Kafka reachable, every input readable."""
     recovered = cast(TableManager, app.tables).recovery.completed.is_set()  # faust's TableManagerT omits it
-    unreadable = sorted(
-        cast(InputsConsumer, app.consumer).unreadable.batches() + firehose.unreadable.batches(),
-        key=lambda batch: (batch.topic, batch.partition),
-    )
-    # The firehose starts once the tables are recovered; until then, and if it ever stopped, hits wait.
-    reading = firehose.state == "running"
-    ready = recovered and reading and not app.rebalancing and probe.reachable and not unreadable
-    return ready, {
+    unreadable = sorted(unreadable + cast(InputsConsumer, app.consumer).unreadable.batches(), key=lambda b: (b.topic, b.partition))
+    ready = recovered and not app.rebalancing and probe.reachable and not unreadable
+    return {
         "status": "ok" if ready else "not ready",
         "recovered": recovered,
-        "firehose": firehose.state,
         "rebalancing": app.rebalancing,
         "kafka_reachable": probe.reachable,
         # Partitions stopped at a batch whose codec has no library here: what is wrong and what to install.
         "unreadable_inputs": [{**asdict(batch), "fix": batch.fix} for batch in unreadable],
     }
+
+
+def usage_readiness(app: faust.App, probe: BrokerProbe, firehose: Firehose) -> tuple[bool, dict[str, object]]:
+    body = app_readiness(app, probe, firehose.unreadable.batches())
+    # The firehose starts once the tables are recovered; until then, and if it ever stopped, hits wait.
+    reading = firehose.state == "running"
+    ready = body["status"] == "ok" and reading
+    return ready, {**body, "status": "ok" if ready else "not ready", "firehose": firehose.state}
+
+
+def readiness(app: faust.App, probe: BrokerProbe, usage: UsageProcess) -> tuple[bool, dict[str, object]]:
+    """The worker's: its accounts app's, and its usage process's as last seen (`usage`)."""
+    body = app_readiness(app, probe, [])
+    ready = body["status"] == "ok" and usage.ready
+    # Every unreadable input partition of the worker in one list, wherever it is read.
+    unreadable = [*cast(list[object], body["unreadable_inputs"]), *cast(list[object], usage.health.get("unreadable_inputs", []))]
+    return ready, {**body, "status": "ok" if ready else "not ready", "unreadable_inputs": unreadable, "usage": usage.health}
 
 
 def watch_broker(app: faust.App, bootstrap_servers: str) -> BrokerProbe:

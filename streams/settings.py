@@ -148,6 +148,17 @@ class Settings(BaseSettings):
         NeverEvidence.parse(value)  # a malformed entry stops the worker at start, named
         return value
 
+    def as_env(self, bootstrap_servers: str | None = None) -> dict[str, str]:
+        """The environment that makes a worker process use these settings (and these servers)."""
+        servers = bootstrap_servers or self.kafka_bootstrap_servers
+        env = {"KAFKA_BOOTSTRAP_SERVERS": servers} if servers else {}
+        for name, value in self.model_dump(exclude={"kafka_bootstrap_servers"}).items():
+            if value is not None:
+                secret = getattr(value, "get_secret_value", None)
+                text = ",".join(value) if isinstance(value, tuple) else str(secret() if secret else value)
+                env[f"USAGE_DETECTOR_{name.upper()}"] = text
+        return env
+
     def translator(self) -> Translator:
         """Where input records become account events: identities hashed, never-evidence dropped."""
         return Translator(self.signal_key.get_secret_value().encode(), NeverEvidence.parse(self.never_evidence))

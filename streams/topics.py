@@ -7,8 +7,10 @@ Faust topology declares, and what bench, explain and docker-compose.yml create o
     input         tracking.hits, capi.events, billing.events if absent never: the producers' own
     output        usage.state, refund.eligibility            if absent compacted
     dead letter   usage.dead-letter                          if absent never
-    internal      <app_id>-account-events, -signal-claims    if absent exactly `partitions`
-    changelog     <app_id>-accounts-changelog, -signals-…    if absent compacted, exactly `partitions`
+    internal      <app_id>-usage-evidence, -account-events,  if absent exactly `partitions`
+                  -signal-claims
+    changelog     <app_id>-usage-changelog, -accounts-…,     if absent compacted, exactly `partitions`
+                  -signals-…
 
 Every topic the detector creates gets USAGE_DETECTOR_REPLICATION_FACTOR replicas and
 `min.insync.replicas` USAGE_DETECTOR_MIN_INSYNC_REPLICAS (in its config, so that the broker's
@@ -16,8 +18,9 @@ default cannot make it unwritable or less safe); an existing one of the detector
 replicas, or a lower `min.insync.replicas`, is named at start as under-replicated.
 
 Internal topics and changelogs are co-partitioned with the tables: the worker that owns an
-account's partition of `account-events` holds the same partition of `accounts`. Any other
-partition count sends an account's events to one worker and its state to another.
+account's partition of `account-events` holds the same partition of `accounts` (and of
+`usage-evidence`, the same of `usage`). Any other partition count sends an account's events to
+one worker and its state to another.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
 # With acks=all, a write succeeds once this many replicas have it (the leader included).
 MIN_INSYNC = "min.insync.replicas"
 
-# The Faust tables, whose changelogs Faust names `<app_id>-<table>-changelog`.
+# The Faust tables, whose changelogs are named `<app_id>-<table>-changelog`.
+USAGE_TABLE = "usage"
 ACCOUNTS_TABLE = "accounts"
 SIGNALS_TABLE = "signals"
 
@@ -115,10 +119,13 @@ class TopicNames:
     usage: str
     eligibility: str
     dead_letter: str
-    # The app's own: every input re-keyed by account_id (co-partitioned with the accounts table),
-    # and trial signals keyed by digest (one worker judges each signal); the tables' changelogs.
+    # The app's own: evidence of usage and account events, keyed by account_id (co-partitioned with
+    # the usage and accounts tables), and trial signals keyed by digest (one worker judges each
+    # signal); the tables' changelogs.
+    usage_evidence: str
     account_events: str
     signal_claims: str
+    usage_changelog: str
     accounts_changelog: str
     signals_changelog: str
 
@@ -127,8 +134,10 @@ class TopicNames:
         """`named`: the setting-named topics by field (see SETTING_OF); the app's own follow `app_id`."""
         return cls(
             **named,
+            usage_evidence=f"{app_id}-usage-evidence",
             account_events=f"{app_id}-account-events",
             signal_claims=f"{app_id}-signal-claims",
+            usage_changelog=changelog_name(app_id, USAGE_TABLE),
             accounts_changelog=changelog_name(app_id, ACCOUNTS_TABLE),
             signals_changelog=changelog_name(app_id, SIGNALS_TABLE),
         )
@@ -149,7 +158,7 @@ class TopicNames:
 
     @property
     def internal(self) -> tuple[str, str]:
-        """The app's own topics its consumer group commits on (changelogs are never committed)."""
+        """The app's own topics the accounts' consumer group commits on (changelogs are never committed)."""
         return (self.account_events, self.signal_claims)
 
     @property
@@ -162,10 +171,19 @@ def firehose_group(app_id: str) -> str:
     return f"{app_id}-firehose"
 
 
+def usage_group(app_id: str) -> str:
+    """The usage stage's Faust app (`streams.usage_worker`): its id, and so its consumer group."""
+    return f"{app_id}-usage"
+
+
 def consumer_groups(app_id: str, names: TopicNames) -> dict[str, tuple[str, ...]]:
-    """Each consumer group of the app's workers and the topics it commits on: Faust's agents (the
-    group is the app id) and the firehose stage. The app is caught up when both are."""
-    return {app_id: (names.billing, *names.internal), firehose_group(app_id): names.firehose}
+    """Each consumer group of the app's workers and the topics it commits on: the accounts' agents
+    (the group is the app id), the firehose stage and the usage stage. The app is caught up when all are."""
+    return {
+        app_id: (names.billing, *names.internal),
+        firehose_group(app_id): names.firehose,
+        usage_group(app_id): (names.usage_evidence,),
+    }
 
 
 @dataclass(frozen=True)
@@ -178,8 +196,10 @@ class Topics:
     usage: TopicSpec
     eligibility: TopicSpec
     dead_letter: TopicSpec
+    usage_evidence: TopicSpec
     account_events: TopicSpec
     signal_claims: TopicSpec
+    usage_changelog: TopicSpec
     accounts_changelog: TopicSpec
     signals_changelog: TopicSpec
 
@@ -199,8 +219,10 @@ class Topics:
             usage=spec(names.usage, Role.OUTPUT, COMPACTED),
             eligibility=spec(names.eligibility, Role.OUTPUT, COMPACTED),
             dead_letter=spec(names.dead_letter, Role.DEAD_LETTER, DEAD_LETTER_CONFIG),
+            usage_evidence=spec(names.usage_evidence, Role.INTERNAL),
             account_events=spec(names.account_events, Role.INTERNAL),
             signal_claims=spec(names.signal_claims, Role.INTERNAL),
+            usage_changelog=spec(names.usage_changelog, Role.CHANGELOG, CHANGELOG_CONFIG, USAGE_TABLE),
             accounts_changelog=spec(names.accounts_changelog, Role.CHANGELOG, CHANGELOG_CONFIG, ACCOUNTS_TABLE),
             signals_changelog=spec(names.signals_changelog, Role.CHANGELOG, CHANGELOG_CONFIG, SIGNALS_TABLE),
         )

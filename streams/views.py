@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 import faust
@@ -16,8 +16,10 @@ from yarl import URL
 
 from models.errors import InvalidRecord
 from models.internal import internal_object
+from streams.merged_metrics import merged_exposition
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.usage_process import UsageProcess
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)  # a lookup routed to a worker that does not answer
@@ -66,9 +68,13 @@ def bearer_token_matches(request: Request, expected: bytes | None) -> bool:
     return hmac.compare_digest(token.strip().encode(), expected)
 
 
+Readiness = Callable[[], tuple[bool, dict[str, object]]]
+
+
 def register_views(
-    app: faust.App, settings: Settings, accounts: TableT, metrics: Metrics, readiness: Callable[[], tuple[bool, dict[str, object]]]
+    app: faust.App, settings: Settings, accounts: TableT, metrics: Metrics, readiness: Readiness, usage: UsageProcess
 ) -> None:
+    """The worker's HTTP: accounts, and health and metrics that include its usage process's."""
     token = settings.api_token.get_secret_value().encode() if settings.api_token else None
     here = URL(app.conf.canonical_url)
 
@@ -100,6 +106,22 @@ def register_views(
                 return self.error(503, str(error))
             return self.bytes(document, content_type="application/json")
 
+    async def exposition() -> bytes:
+        return merged_exposition(metrics.registry, await usage.metrics_text())
+
+    register_health_and_metrics(app, readiness, exposition)
+
+
+def register_usage_views(app: faust.App, metrics: Metrics, readiness: Readiness) -> None:
+    """The usage process's HTTP, for its worker only (on a Unix socket): health and metrics."""
+
+    async def exposition() -> bytes:
+        return generate_latest(metrics.registry)
+
+    register_health_and_metrics(app, readiness, exposition)
+
+
+def register_health_and_metrics(app: faust.App, readiness: Readiness, exposition: Callable[[], Awaitable[bytes]]) -> None:
     @app.page("/healthz")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
@@ -109,4 +131,4 @@ def register_views(
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+            return self.bytes(await exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -12,8 +12,9 @@ import orjson
 from models.errors import InvalidRecord
 from models.internal import AccountEvent, UsageObserved
 from models.timestamps import format_timestamp
-from policy.account import DuplicateWindow, evidence_order
+from policy.account import DuplicateWindow
 from policy.oracle import run as run_oracle
+from policy.usage import evidence_order
 from streams.edge import edge_decoders
 from streams.settings import Settings
 from streams.topics import TopicNames
@@ -184,12 +185,12 @@ def _sparse_account(account: str, shape: int, start: int, used_after: int) -> li
     return shapes[shape]
 
 
-def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent | None]:
+def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent | UsageObserved | None]:
     """Each input as the detector's edge decodes and translates it; None for an unusable one."""
     names = TopicNames.from_settings(settings)
     decoders = edge_decoders(names, settings.translator(), settings.max_record_bytes)
     topic_of = {"hits": names.hits, "capi": names.capi, "billing": names.billing}
-    decoded: list[AccountEvent | None] = []
+    decoded: list[AccountEvent | UsageObserved | None] = []
     for topic, _, value in workload.records:
         try:
             decoded.append(decoders[topic_of[topic]](value))
@@ -198,7 +199,7 @@ def decode_inputs(workload: Workload, settings: Settings) -> list[AccountEvent |
     return decoded
 
 
-def expected_outcome(decoded: list[AccountEvent | None], window: DuplicateWindow) -> dict[str, dict[str, Any]]:
+def expected_outcome(decoded: list[AccountEvent | UsageObserved | None], window: DuplicateWindow) -> dict[str, dict[str, Any]]:
     """The oracle: the policy core run in memory over the decoded inputs, as each account's records."""
     earliest: dict[str, UsageObserved] = {}  # only the earliest evidence of an account can matter
     events = []

@@ -17,7 +17,7 @@ from typing import Any
 
 from models.inputs import CancellationRequested, Charged, PlanChanged, RefundIssued
 from models.internal import AccountEvent, TrialBegan, UsageObserved
-from policy.account import evidence_order
+from policy.usage import evidence_order
 from tools.outputs import latest_by_account
 
 CANCELLATION_REASONS = {"charged_after_dashboard_cancellation", "cancellation_not_via_dashboard"}
@@ -46,7 +46,7 @@ class Ledger:
 
 
 def account_for(
-    decoded: Iterable[AccountEvent | None],
+    decoded: Iterable[AccountEvent | UsageObserved | None],
     outputs: dict[str, list[dict[str, Any]]],
     expected: dict[str, dict[str, Any]],
     bad_offsets: set[tuple[str, int, int]],

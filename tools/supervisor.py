@@ -20,7 +20,6 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from localkafka import free_port
-from streams.settings import Settings
 
 WORKER_COMMAND = [str(Path(sys.executable).with_name("usage-detector")), "worker"]
 
@@ -42,18 +41,6 @@ def stop_together(workers: Sequence[WorkerProcess], timeout: float = 30.0) -> No
         worker.send_signal(signal.SIGTERM)
     for worker in workers:
         worker.wait_stopped(timeout)
-
-
-def settings_env(settings: Settings, bootstrap_servers: str | None = None) -> dict[str, str]:
-    """The environment that makes a worker process use these settings (and these servers)."""
-    servers = bootstrap_servers or settings.kafka_bootstrap_servers
-    env = {"KAFKA_BOOTSTRAP_SERVERS": servers} if servers else {}
-    for name, value in settings.model_dump(exclude={"kafka_bootstrap_servers"}).items():
-        if value is not None:
-            secret = getattr(value, "get_secret_value", None)
-            text = ",".join(value) if isinstance(value, tuple) else str(secret() if secret else value)
-            env[f"USAGE_DETECTOR_{name.upper()}"] = text
-    return env
 
 
 class WorkerProcess:

@@ -20,7 +20,7 @@ from streams.kafka_inputs import ISOLATION_LEVEL
 from streams.settings import Settings
 from streams.topics import SETTING_OF, TopicNames, consumer_groups
 from tools.outputs import topic_partitions
-from tools.supervisor import WorkerProcess, settings_env, stop_together
+from tools.supervisor import WorkerProcess, stop_together
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class WorkerPool:
         """A new worker with its own port, and its own state folder (see `reuse_state`)."""
         self.started += 1
         state = self.vacant_states.pop(0) if self.vacant_states else self.workdir / f"state-{self.started}"
-        env = {**settings_env(self.settings, self.bootstrap_servers), "USAGE_DETECTOR_STATE_DIR": str(state), **self.extra_env()}
+        env = {**self.settings.as_env(self.bootstrap_servers), "USAGE_DETECTOR_STATE_DIR": str(state), **self.extra_env()}
         env.pop("USAGE_DETECTOR_WEB_PORT", None)  # each worker its own
         worker = WorkerProcess(env, self.workdir / f"worker-{self.started}.log")
         self.processes.append(worker)

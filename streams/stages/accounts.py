@@ -1,7 +1,8 @@
 """process-accounts: fold each account event into the account's state; publish what changed.
 
-Events are read ahead and processed per account, each account's in order, usage observations
-first (`streams.stages.account_order`): a usage start does not wait behind other accounts' storm.
+Events are read ahead and processed per account, each account's in order, usage records first
+(`streams.stages.account_order`): a decision that usage changes does not wait behind other
+accounts' storm.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ from faust.types import EventT, TableT
 
 from models.codec import encode
 from models.errors import InvalidRecord
-from models.internal import ACCOUNT_EVENT, ACCOUNT_STATE, AccountEvent, UsageObserved, decode_internal, encode_internal
-from models.outputs import UsageState
+from models.internal import (
+    ACCOUNT_STATE,
+    ACCOUNT_TOPIC_RECORD,
+    AccountEvent,
+    UsageObserved,
+    UsageRecorded,
+    decode_internal,
+    encode_internal,
+)
 from models.state import AccountState
 from policy import apply
 from policy.account import DuplicateWindow
@@ -46,13 +54,15 @@ def record_transition(metrics: Metrics, before: AccountState | None, after: Acco
 def process_accounts(
     *,
     accounts: TableT,
-    usage_out: faust.TopicT,
     eligibility_out: faust.TopicT,
     signal_claims: faust.TopicT,
+    usage_evidence: faust.TopicT,
     dead_letters: DeadLetters,
     metrics: Metrics,
     window: DuplicateWindow,
 ) -> Agent:
+    published = metrics.published.labels(eligibility_out.get_topic_name())
+
     async def step(message_event: EventT, event: AccountEvent) -> None:
         """Fold one account event into the account's state; publish what changed."""
         key = event.account_id.encode()
@@ -72,14 +82,10 @@ def process_accounts(
         # after a crash then rebuilds the very same records, never a conflicting version.
         accepted_at = round(message_event.message.timestamp * 1000)
         step = apply(state, event, now=accepted_at, window=window)
-        published_usage_version = state.usage.version if state is not None and state.usage else 0
         # Publish before saving: a crash in between reprocesses the event and republishes.
         for record in step.records:
-            topic = usage_out if isinstance(record, UsageState) else eligibility_out
-            await topic.send(key=key, value=encode(record))
-            metrics.published.labels(topic.get_topic_name()).inc()
-            if isinstance(record, UsageState) and record.version > published_usage_version:
-                metrics.usage_start_lag.observe(time.time() - record.usage_started_at / 1000)
+            await eligibility_out.send(key=key, value=encode(record))
+            published.inc()
         for claim in step.claims:
             await signal_claims.send(key=claim.signal.digest.encode(), value=encode_internal(claim))
         # Saved even when unchanged. A worker killed after its local RocksDB got a write but
@@ -112,12 +118,16 @@ def process_accounts(
                 reads += 1
                 acks.add(message_event.message.tp, message_event)
                 try:
-                    event = decode_internal(ACCOUNT_EVENT, message_event.value, "account event")
+                    event = decode_internal(ACCOUNT_TOPIC_RECORD, message_event.value, "account event")
                 except InvalidRecord as error:
                     await dead_letters.send(message_event, error)
                     await processed(message_event)
                     continue
-                queue.put(event.account_id, (message_event, event), urgent=isinstance(event, UsageObserved))
+                if isinstance(event, UsageObserved):  # a worker of the version before the usage stage wrote it here
+                    await usage_evidence.send(key=event.account_id.encode(), value=encode_internal(event))
+                    await processed(message_event)
+                    continue
+                queue.put(event.account_id, (message_event, event), urgent=isinstance(event, UsageRecorded))
                 queued.set()
                 while len(acks) >= BACKLOG_EVENTS:  # Faust's buffer holds the rest, and its flow control pauses the fetch
                     room.clear()

@@ -10,11 +10,12 @@ tables'. Per batch, `Sorter` decides each record:
 - a hit that is certainly valid and later than the evidence this worker already forwarded for
   its account is dropped (`streams.hit_gate`, `streams.usage_filter`);
 - anything else is decoded in full: an invalid record becomes a dead letter naming its topic,
-  partition and offset; a valid one goes straight onto `<app>-account-events`, keyed by account,
-  unless the usage filter holds evidence of the account received strictly earlier.
+  partition and offset; a valid one goes straight onto `<app>-usage-evidence`, keyed by account,
+  for the usage stage (`streams.stages.usage`), unless the usage filter holds evidence of the
+  account received strictly earlier.
 
 At least once (`Firehose`): a partition's offset is committed only after every send its batch
-caused (account events and dead letters; idempotent producer, acks=all) is acknowledged. A failed
+caused (evidence and dead letters; idempotent producer, acks=all) is acknowledged. A failed
 send means no commit: the batch's partitions are read again from where it began. A revocation
 waits for the batch in flight, so no commit passes an unacknowledged send and the next owner
 starts where this worker stopped.
@@ -72,7 +73,7 @@ class InputRecord(Protocol):
 class Sorted:
     """One partition's share of a batch: what to send, and how much was dropped."""
 
-    forward: list[tuple[bytes, bytes]] = field(default_factory=list)  # (account id, account event)
+    forward: list[tuple[bytes, bytes]] = field(default_factory=list)  # (account id, evidence of usage)
     dead: list[tuple[bytes | None, bytes, str]] = field(default_factory=list)  # (key, dead letter, its code)
     dropped: int = 0
 
@@ -80,7 +81,7 @@ class Sorted:
 class Sorter:
     """Each record of a batch dropped, forwarded or dead-lettered; no I/O (the shell sends)."""
 
-    def __init__(self, decoders: dict[str, Decoder], hits_topic: str, forwarded: EarliestForwarded, max_record_bytes: int) -> None:
+    def __init__(self, decoders: dict[str, Decoder[UsageObserved]], hits_topic: str, forwarded: EarliestForwarded, max_record_bytes: int) -> None:
         self._decoders = decoders
         self._hits = hits_topic
         self._forwarded = forwarded
@@ -104,7 +105,7 @@ class Sorter:
                 )
                 out.dead.append((record.key, encode(letter), error.code))
                 continue
-            if isinstance(event, UsageObserved) and not admit(event.account_id, event.evidence.received_at):
+            if not admit(event.account_id, event.evidence.received_at):
                 out.dropped += 1
                 continue
             out.forward.append((event.account_id.encode(), encode_internal(event)))
@@ -115,7 +116,7 @@ class Sorter:
 class FirehoseConfig:
     topics: tuple[str, ...]  # the inputs it reads
     group_id: str
-    account_events: str
+    usage_evidence: str
     dead_letter: str
     client: dict[str, Any]  # bootstrap servers and security, for both clients
     batch_records: int
@@ -219,7 +220,7 @@ class Firehose(Service):
             try:
                 for share in shares.values():
                     for key, value in share.forward:
-                        pending.append(await producer.send(c.account_events, value=value, key=key))
+                        pending.append(await producer.send(c.usage_evidence, value=value, key=key))
                     for dead_key, letter, _ in share.dead:
                         pending.append(await producer.send(c.dead_letter, value=letter, key=dead_key))
             except KafkaError as error:  # refused before it was sent: as a failed send

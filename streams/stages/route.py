@@ -11,7 +11,7 @@ import faust
 from faust.types import EventT
 
 from models.errors import InvalidRecord
-from models.internal import encode_internal
+from models.internal import AccountEvent, encode_internal
 from streams.dead_letter import DeadLetters
 from streams.edge import Decoder, decode_safely
 from streams.metrics import Metrics
@@ -20,7 +20,7 @@ from streams.stages import Agent
 
 def route_inputs(
     *,
-    decoders: dict[str, Decoder],
+    decoders: dict[str, Decoder[AccountEvent]],
     account_events: faust.TopicT,
     dead_letters: DeadLetters,
     metrics: Metrics,

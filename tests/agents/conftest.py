@@ -20,7 +20,7 @@ from faust.types import AgentT, EventT, TopicT
 
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.topology import Topology, build_topology
+from streams.topology import AccountsTopology, UsageTopology, build_accounts_topology, build_usage_topology
 
 MARKER_KEY = b"--marker--"
 
@@ -54,9 +54,13 @@ class Sent:
 
 @dataclass
 class Harness:
+    """Both apps' stages on one test app (in a worker, each has its own: `streams.app`)."""
+
     app: faust.App
-    topology: Topology
+    topology: AccountsTopology
     metrics: Metrics
+    usage: UsageTopology
+    usage_metrics: Metrics
     sent: Sent
     changelog: dict[str, list[tuple[bytes, bytes]]]  # per table, every write, as sent to its changelog
 
@@ -73,14 +77,24 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         key_serializer="raw",
         value_serializer="raw",
     )
-    metrics = Metrics()
-    topology = build_topology(app, settings, metrics, "127.0.0.1:9")  # never started here: no broker
+    metrics, usage_metrics = Metrics(), Metrics()
+    topology = build_accounts_topology(app, settings, metrics)
+    usage = build_usage_topology(app, settings, usage_metrics, "127.0.0.1:9")  # never started here: no broker
     app.finalize()
     sent = Sent()
-    for topic in (topology.account_events, topology.signal_claims, topology.usage, topology.eligibility, topology.dead_letter):
+    for topic in (
+        topology.usage_evidence,
+        topology.account_events,
+        topology.signal_claims,
+        topology.eligibility,
+        topology.dead_letter,
+        usage.usage_out,
+        usage.account_events,
+        usage.dead_letter,
+    ):
         sent.capture(topic)
-    changelog = {"accounts": record_writes(topology.accounts), "signals": record_writes(topology.signals)}
-    yield Harness(app=app, topology=topology, metrics=metrics, sent=sent, changelog=changelog)
+    changelog = {name: record_writes(table) for name, table in app.tables.items()}
+    yield Harness(app=app, topology=topology, metrics=metrics, usage=usage, usage_metrics=usage_metrics, sent=sent, changelog=changelog)
 
 
 def record_writes(table: faust.Table) -> list[tuple[bytes, bytes]]:

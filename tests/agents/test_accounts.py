@@ -8,6 +8,7 @@ import pytest
 from faust.types import EventT
 
 from models.internal import encode_internal
+from policy.usage import observe
 from tests.agents.conftest import MARKER_KEY, Harness, settle
 from tests.unit.factories import C, make_charge, make_hit, make_trial
 
@@ -78,9 +79,9 @@ async def test_a_stored_state_this_worker_cannot_read_is_left_as_it_is(harness: 
 async def test_a_usage_start_goes_ahead_of_other_accounts_backlog_and_acks_stay_in_order(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A storm's trials fill the partition; an unrelated account's first hit, read after them, is
-    processed before them (each account's own events in order), and no event is acknowledged
-    before every earlier one of its partition is processed."""
+    """A storm's trials fill the partition; an unrelated account's usage record (its usage start),
+    read after them, is processed before them (each account's own events in order), and no event
+    is acknowledged before every earlier one of its partition is processed."""
     acked: list[int] = []
     ack = faust.Stream.ack
 
@@ -94,12 +95,12 @@ async def test_a_usage_start_goes_ahead_of_other_accounts_backlog_and_acks_stay_
     storm = [make_trial().model_copy(update={"account_id": f"storm-{n:03d}"}) for n in range(200)]
     async with t.process_accounts.test_context() as agent:
         read = [await agent.put(encode_internal(trial), key=trial.account_id.encode(), wait=False) for trial in storm]
-        read.append(await agent.put(encode_internal(make_hit(C)), key=ACCOUNT, wait=False))
+        usage_start = observe(None, make_hit(C), now=C).recorded
+        read.append(await agent.put(encode_internal(usage_start), key=ACCOUNT, wait=False))
         await settle(agent)
     published = [key for key, _ in harness.sent.to(t.topics.eligibility)]
     assert len(published) == 201
-    assert published.index(ACCOUNT) < 10, f"the usage start is published at {published.index(ACCOUNT)}, not first"
-    assert [key for key, _ in harness.sent.to(t.topics.usage)] == [ACCOUNT]
+    assert published.index(ACCOUNT) < 10, f"the usage start's decision is published at {published.index(ACCOUNT)}, not first"
     assert all(event.message.acked for event in read)
     assert acked == list(range(201)), "in offset order, the usage start's (offset 200) last"
 
@@ -127,3 +128,17 @@ async def test_an_event_whose_processing_fails_is_logged_and_the_others_go_on(
     assert failing.message.acked
     assert "process-accounts: processing acct-other failed" in caplog.text and "a bug" in caplog.text
     assert [key for key, _ in harness.sent.to(t.topics.eligibility)] == [ACCOUNT]
+
+
+async def test_evidence_written_here_by_a_worker_of_the_previous_version_goes_on_to_the_usage_stage(harness: Harness) -> None:
+    """Before the usage stage, the firehose wrote evidence onto account-events: during the upgrade,
+    some is still there. It is sent on as it is, and the account's events after it go on."""
+    t = harness.topology
+    hit = encode_internal(make_hit(C))
+    async with t.process_accounts.test_context() as agent:
+        await agent.put(hit, key=ACCOUNT)
+        await agent.put(encode_internal(make_trial()), key=ACCOUNT)
+        await settle(agent)
+    assert harness.sent.to(t.topics.usage_evidence) == [(ACCOUNT, orjson.loads(hit))]
+    assert [key for key, _ in harness.sent.to(t.topics.eligibility)] == [ACCOUNT], "the trial's decision, after it"
+    assert harness.changelog["accounts"][0][0] == ACCOUNT and len(harness.changelog["accounts"]) == 1

@@ -38,7 +38,7 @@ def forwarded(share: Sorted) -> list[tuple[bytes, str, str]]:
 
 
 async def test_hits_and_capi_events_are_re_keyed_by_account_as_account_events(harness: Harness) -> None:
-    t, sorter = harness.topology, harness.topology.firehose.sorter
+    t, sorter = harness.usage, harness.usage.firehose.sorter
     hits = sorter.sort(t.topics.hits, 0, batch(orjson.dumps(HIT)), NOW)
     capi = sorter.sort(t.topics.capi, 0, batch(orjson.dumps(CAPI)), NOW)
     assert forwarded(hits) == [(b"acct-1", "usage_observed", "h1")]
@@ -48,7 +48,7 @@ async def test_hits_and_capi_events_are_re_keyed_by_account_as_account_events(ha
 
 
 async def test_an_invalid_record_becomes_a_dead_letter_naming_its_topic_partition_and_offset(harness: Harness) -> None:
-    t, sorter = harness.topology, harness.topology.firehose.sorter
+    t, sorter = harness.usage, harness.usage.firehose.sorter
     bad_id = orjson.dumps({**HIT, "account_id": "bad id!"})
     share = sorter.sort(t.topics.hits, 3, batch(b"not json", bad_id, None, orjson.dumps(HIT), first_offset=40), NOW)
     letters = [(key, orjson.loads(letter), code) for key, letter, code in share.dead]
@@ -63,7 +63,7 @@ async def test_an_invalid_record_becomes_a_dead_letter_naming_its_topic_partitio
 
 
 async def test_a_hit_dominated_by_one_forwarded_earlier_is_dropped(harness: Harness) -> None:
-    t, sorter = harness.topology, harness.topology.firehose.sorter
+    t, sorter = harness.usage, harness.usage.firehose.sorter
     share = sorter.sort(t.topics.hits, 0, batch(
         hit_at(2_000, "first"),
         hit_at(3_000, "later"),  # usage already started earlier: dropped
@@ -80,7 +80,7 @@ async def test_a_hit_dominated_by_one_forwarded_earlier_is_dropped(harness: Harn
 
 
 async def test_a_later_capi_event_is_dropped_after_its_full_decode(harness: Harness) -> None:
-    t, sorter = harness.topology, harness.topology.firehose.sorter
+    t, sorter = harness.usage, harness.usage.firehose.sorter
     first = orjson.dumps(CAPI)
     later = orjson.dumps({**CAPI, "event_id": "c2", "received_at": CAPI["received_at"] + 1})
     share = sorter.sort(t.topics.capi, 0, batch(first, later, b"{}"), NOW)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def firehose_detector(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
-    # Its own: the test changes its account-events topic.
+    # Its own: the test changes its usage-evidence topic.
     yield from start_detector(bootstrap_servers, tmp_path_factory.mktemp("firehose"))
 
 
@@ -51,7 +51,7 @@ def test_no_offset_is_committed_past_a_send_the_broker_refused(firehose_detector
     wait_for("the first hits committed", lambda: detector.hits_lag() == 0)
 
     # Every account event is larger than this: each of the next batches' sends is refused.
-    set_max_message_bytes(detector.bootstrap_servers, detector.topics.account_events, 64)
+    set_max_message_bytes(detector.bootstrap_servers, detector.topics.usage_evidence, 64)
     try:
         for account, record in first[10:]:
             detector.producer.send(detector.topics.hits, record, key=account)
@@ -61,7 +61,7 @@ def test_no_offset_is_committed_past_a_send_the_broker_refused(firehose_detector
         time.sleep(3)  # several attempts, each read again from the batch's start
         assert detector.hits_lag() == 20, "an offset was committed past a record whose send was refused"
     finally:
-        set_max_message_bytes(detector.bootstrap_servers, detector.topics.account_events, 1_048_588)  # the default
+        set_max_message_bytes(detector.bootstrap_servers, detector.topics.usage_evidence, 1_048_588)  # the default
 
     wait_for("the refused hits committed once their sends are accepted", lambda: detector.hits_lag() == 0)
     usage = detector.tail.wait_for(

@@ -133,11 +133,16 @@ def scene_with_usage(servers: str, tmp_path: Path, prefix: str, count: int, **en
     topics = unique_topics()
     scene = Scene(
         servers, tmp_path, topics, {"USAGE_DETECTOR_STATE_DIR": str(tmp_path / "state"), **env},
-        [f"{prefix}-{n}" for n in range(count)], Producer(servers), TopicTail(servers, [topics.usage]), LagProbe(servers),
+        [f"{prefix}-{n}" for n in range(count)], Producer(servers), TopicTail(servers, [topics.usage, topics.eligibility]),
+        LagProbe(servers),
     )  # fmt: skip
     worker = scene.worker()
     scene.send_hits("2026-03-01T10:00:00Z")
     scene.tail.wait_for("every account's usage", lambda: all(scene.tail.records(topics.usage, a) for a in scene.accounts), 60)
+    # Then its decision: the usage record has reached the account's processor too.
+    scene.tail.wait_for(
+        "every account's decision", lambda: all(scene.tail.records(topics.eligibility, a) for a in scene.accounts), 60
+    )
     return scene, worker
 
 

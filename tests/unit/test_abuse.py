@@ -30,10 +30,10 @@ from policy.abuse import (
     normalise_website,
     signal,
 )
-from policy.account import apply
 from policy.oracle import Outcome, run
 from policy.translate import Translator
 from tests.support.upstream import Pins, assert_unchanged
+from tests.unit.stages import detector_step
 
 KEY = b"test-signal-key"
 translate = Translator(KEY)
@@ -212,13 +212,13 @@ def test_only_the_events_that_made_the_claims_make_them_again() -> None:
     later = translate.hit(TrackingHit(hit_id="h2", account_id="acct", received_at=2000, page_url="https://b.example/"))
     state = None
     for event in (trial, first, later):
-        state = apply(state, event, now=5).state
-    claimed = {c.signal.digest for c in apply(state, trial, now=6).claims}
+        state = detector_step(state, event, now=5).state
+    claimed = {c.signal.digest for c in detector_step(state, trial, now=6).claims}
     assert len(claimed) == 3  # card, website, first page's host: a repeated trial re-claims them all
-    assert {c.signal.digest for c in apply(state, first, now=6).claims} == claimed
-    assert apply(state, later, now=6).claims == ()  # a later hit never claimed anything
-    claim = apply(None, trial, now=1).claims[0]
-    assert apply(state, AbuseVerdict(account_id="acct", signal=claim.signal, seq=1, linked=True), now=6).claims == ()
+    assert {c.signal.digest for c in detector_step(state, first, now=6).claims} == claimed
+    assert detector_step(state, later, now=6).claims == ()  # a later hit never claimed anything
+    claim = detector_step(None, trial, now=1).claims[0]
+    assert detector_step(state, AbuseVerdict(account_id="acct", signal=claim.signal, seq=1, linked=True), now=6).claims == ()
 
 
 def expected_abuse(outcome, account: str) -> AbuseSummary:
@@ -286,7 +286,7 @@ def crowd_in_trial_order(size: int) -> list[TrialBegan]:
 def test_a_claim_in_trial_order_costs_one_verdict_however_many_share_the_signal() -> None:
     state = None
     for n, trial in enumerate(crowd_in_trial_order(300)):
-        (claim,) = apply(None, trial, now=0).claims
+        (claim,) = detector_step(None, trial, now=0).claims
         judgement = judge(state, claim)
         state, verdicts = judgement.state, judgement.verdicts
         assert [v.account_id for v in verdicts] == ([trial.account_id] if n else [])  # the first stands unlinked: no verdict
@@ -301,7 +301,7 @@ def test_in_trial_order_each_account_publishes_at_most_two_eligibility_records()
         pending = [trial]
         while pending:
             event = pending.pop(0)
-            step = apply(outcome.accounts.get(event.account_id), event, now=0)
+            step = detector_step(outcome.accounts.get(event.account_id), event, now=0)
             outcome.accounts[event.account_id] = step.state
             published[event.account_id] += sum(isinstance(r, RefundEligibility) for r in step.records)
             for claim in step.claims:
@@ -404,7 +404,7 @@ def test_a_crowded_signal_is_reported_once_on_the_way_up() -> None:
 def test_a_repeated_claim_resends_only_the_standings_from_its_position_on() -> None:
     """Crash repair: the claim's own verdict and those after it, the ones its change could touch."""
     state = None
-    claims = [apply(None, trial, now=0).claims[0] for trial in crowd_in_trial_order(50)]
+    claims = [detector_step(None, trial, now=0).claims[0] for trial in crowd_in_trial_order(50)]
     for claim in claims:
         state = judge(state, claim).state
     judgement = judge(state, claims[-1])

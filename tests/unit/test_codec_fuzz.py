@@ -16,7 +16,6 @@ from pydantic import BaseModel, TypeAdapter
 from models.codec import decode
 from models.errors import DeadLetterCode, InvalidRecord
 from models.inputs import BillingEvent, ConversionApiEvent, TrackingHit
-from policy import apply
 from policy.translate import Translator
 from tests.support.fuzz_records import (
     KINDS,
@@ -30,6 +29,7 @@ from tests.support.fuzz_records import (
     timestamps,
     valid_records,
 )
+from tests.unit.stages import detector_step
 
 ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "hits": TypeAdapter(TrackingHit),
@@ -115,7 +115,7 @@ def test_valid_records_cross_the_edge_and_the_policy_without_raising(data: st.Da
     for kind in kinds:
         record = data.draw(valid_records(kind))
         event = getattr(edge, TRANSLATE[kind])(decode(ADAPTERS[kind], dumps({**record, "account_id": account}), LIMIT))
-        step = apply(state, event, now=1_772_359_200_000)
+        step = detector_step(state, event, now=1_772_359_200_000)
         assert all(r.account_id == account for r in step.records)
         assert step.records or state is not None, "an account's first event publishes its records"
         state = step.state

@@ -2,14 +2,14 @@ from models.abuse import AbuseVerdict, EarlierTrial, Signal
 from models.inputs import CancellationRequested, Charged, RefundIssued
 from models.internal import TrialBegan, UsageObserved
 from models.outputs import CapiEvidence
-from policy.account import apply
 from policy.explain import explain
+from tests.unit.stages import detector_step
 
 
 def history(*events):
     state = None
     for event in events:
-        state = apply(state, event, now=1772359200000).state
+        state = detector_step(state, event, now=1772359200000).state
     return state
 
 

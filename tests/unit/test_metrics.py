@@ -6,14 +6,14 @@ from models.codec import encode
 from models.inputs import Charged
 from models.internal import TrialBegan
 from policy.abuse import CrowdedSignal
-from policy.account import apply
 from streams.metrics import Metrics, TableCensus, count_states, eligibility_state_of
 from streams.stages.signals import report_crowded
+from tests.unit.stages import detector_step
 
 
 def test_the_eligibility_state_is_found_in_stored_accounts_without_parsing() -> None:
-    trial = apply(None, TrialBegan(event_id="e1", account_id="a", occurred_at=1), now=5)
-    charged = apply(
+    trial = detector_step(None, TrialBegan(event_id="e1", account_id="a", occurred_at=1), now=5)
+    charged = detector_step(
         trial.state,
         Charged(type="charged", event_id="e2", account_id="a", occurred_at=2, charge_id="c", amount_cents=1, currency="USD", reason="trial_conversion"),
         now=6,
@@ -24,7 +24,7 @@ def test_the_eligibility_state_is_found_in_stored_accounts_without_parsing() -> 
 
 
 def test_the_census_counts_tables_and_states_and_yields_to_the_loop_while_walking() -> None:
-    trial = apply(None, TrialBegan(event_id="e1", account_id="a", occurred_at=1), now=5)
+    trial = detector_step(None, TrialBegan(event_id="e1", account_id="a", occurred_at=1), now=5)
     accounts = {f"a{n}".encode(): encode(trial.state) for n in range(12)}
     signals = {b"s1": b"{}", b"s2": b"{}"}
     census = TableCensus({"accounts": accounts, "signals": signals})

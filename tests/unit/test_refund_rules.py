@@ -20,7 +20,6 @@ import pytest
 from models.internal import AccountEvent
 from models.outputs import RefundEligibility
 from models.state import AccountState
-from policy import apply
 from tests.unit.factories import (
     ACCOUNT,
     DAY,
@@ -41,6 +40,7 @@ from tests.unit.factories import (
     make_trial_charge,
     rfc3339,
 )
+from tests.unit.stages import detector_step
 
 NOW = C + 400 * DAY  # the detector's clock; only stamps records, never decides
 
@@ -67,7 +67,7 @@ def eligibility_after(events: Sequence[AccountEvent]) -> RefundEligibility:
     state: AccountState | None = None
     latest: RefundEligibility | None = None
     for i, event in enumerate(events):
-        step = apply(state, event, now=NOW + i)
+        step = detector_step(state, event, now=NOW + i)
         state = step.state
         for record in step.records:
             if isinstance(record, RefundEligibility) and (latest is None or record.version > latest.version):
@@ -88,7 +88,7 @@ def decision_content(record: RefundEligibility) -> dict[str, object]:
 def state_after(events: Sequence[AccountEvent]) -> AccountState:
     state: AccountState | None = None
     for i, event in enumerate(events):
-        state = apply(state, event, now=NOW + i).state
+        state = detector_step(state, event, now=NOW + i).state
     assert state is not None
     return state
 
@@ -451,7 +451,7 @@ def test_usage_after_the_charge_turns_eligible_into_discretionary_at_once() -> N
     before = eligibility_after(history)
     assert (before.state, tuple(before.reasons)) == ELIGIBLE_UNUSED
 
-    step = apply(state, make_hit(C + 5 * DAY), now=NOW + 100)
+    step = detector_step(state, make_hit(C + 5 * DAY), now=NOW + 100)
 
     published = [r for r in step.records if isinstance(r, RefundEligibility)]
     assert len(published) == 1, "the change must be published by the step that saw the usage"

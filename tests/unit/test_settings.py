@@ -2,16 +2,16 @@ import argparse
 import asyncio
 from pathlib import Path
 
+import faust
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from models.inputs import TrialIdentity, TrialStarted
 from policy.account import DEFAULT_DUPLICATE_WINDOW, DuplicateWindow
-from streams.app import create_app
+from streams.app import create_app, create_usage_app
 from streams.settings import Settings
 from tools.cli import main
 from tools.options import add_setting_options, settings_from
-from tools.supervisor import settings_env
 
 
 def test_defaults_are_the_contracts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,7 +76,7 @@ def test_the_policy_gets_the_configured_duplicate_window_and_never_evidence(monk
     assert [s.kind for s in settings.translator().billing(trial).signals] == ["card_fingerprint"]
 
 
-def test_a_worker_started_with_settings_env_reads_back_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_started_with_the_settings_as_env_reads_back_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tools start workers through the environment (chaos, replay, demo): every setting survives it."""
     for name in Settings.model_fields:
         monkeypatch.delenv(f"USAGE_DETECTOR_{name.upper()}", raising=False)
@@ -84,25 +84,28 @@ def test_a_worker_started_with_settings_env_reads_back_the_same_settings(monkeyp
         kafka_bootstrap_servers="kafka-1:9092", api_token="s3cret", partitions=12,
         never_evidence=("device_id:00000000-placeholder", "email:@agency.example"),
     )
-    for variable, value in settings_env(settings).items():
+    for variable, value in settings.as_env().items():
         monkeypatch.setenv(variable, value)
     assert Settings() == settings
 
 
-def test_both_consumer_groups_take_the_session_timeout_and_heartbeat_five_times_in_it(tmp_path: Path) -> None:
-    detector = create_app(Settings(state_dir=tmp_path, session_timeout_s=6), "127.0.0.1:1")  # built, never started
-    conf = detector.app.conf
-    assert (conf.broker_session_timeout, conf.broker_heartbeat_interval, conf.broker_rebalance_timeout) == (6, 1.2, 12)
-    assert detector.topology.firehose.config.session_timeout_s == 6
+def test_every_consumer_group_takes_the_session_timeout_and_heartbeats_five_times_in_it(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, session_timeout_s=6)
+    detector = create_app(settings, "127.0.0.1:1")  # built, never started
+    stage = create_usage_app(settings, "127.0.0.1:1", tmp_path / "usage.sock")
+    for app in (detector.app, stage.app):
+        conf = app.conf
+        assert (conf.broker_session_timeout, conf.broker_heartbeat_interval, conf.broker_rebalance_timeout) == (6, 1.2, 12)
 
-    async def agents_consumer() -> AIOKafkaConsumer:
-        return detector.app.consumer._thread._create_worker_consumer(detector.app.transport)
+        async def agents_consumer(app: faust.App = app) -> AIOKafkaConsumer:
+            return app.consumer._thread._create_worker_consumer(app.transport)
 
-    consumer = asyncio.run(agents_consumer())
-    assert (consumer._session_timeout_ms, consumer._heartbeat_interval_ms) == (6000, 1200)
+        consumer = asyncio.run(agents_consumer())
+        assert (consumer._session_timeout_ms, consumer._heartbeat_interval_ms) == (6000, 1200)
+    assert stage.topology.firehose.config.session_timeout_s == 6
 
     async def firehose_consumer() -> AIOKafkaConsumer:
-        return detector.topology.firehose._new_consumer()
+        return stage.topology.firehose._new_consumer()
 
     consumer = asyncio.run(firehose_consumer())
     assert (consumer._session_timeout_ms, consumer._heartbeat_interval_ms, consumer._rebalance_timeout_ms) == (6000, 1200, 12000)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
 
-from streams.app import create_app
+from streams.app import create_app, create_usage_app
 from streams.settings import Settings
 from streams.topics import (
     SETTING_OF,
@@ -29,8 +30,9 @@ from tools.workerpool import TopicSet
 
 SETTINGS = Settings(app_id="app", partitions=4, store="memory")
 REGISTRY = Topics.from_settings(SETTINGS)
-COMPACTED_TOPICS = {"usage.state", "refund.eligibility", "app-accounts-changelog", "app-signals-changelog"}
-COPARTITIONED_TOPICS = {"app-account-events", "app-signal-claims", "app-accounts-changelog", "app-signals-changelog"}
+CHANGELOGS = {"app-usage-changelog", "app-accounts-changelog", "app-signals-changelog"}
+COMPACTED_TOPICS = {"usage.state", "refund.eligibility", *CHANGELOGS}
+COPARTITIONED_TOPICS = {"app-usage-evidence", "app-account-events", "app-signal-claims", *CHANGELOGS}
 
 
 def as_specified() -> dict[str, Observed]:
@@ -46,8 +48,10 @@ def test_the_registry_declares_every_topic_the_detector_touches() -> None:
         "usage.state": Role.OUTPUT,
         "refund.eligibility": Role.OUTPUT,
         "usage.dead-letter": Role.DEAD_LETTER,
+        "app-usage-evidence": Role.INTERNAL,
         "app-account-events": Role.INTERNAL,
         "app-signal-claims": Role.INTERNAL,
+        "app-usage-changelog": Role.CHANGELOG,
         "app-accounts-changelog": Role.CHANGELOG,
         "app-signals-changelog": Role.CHANGELOG,
     }
@@ -136,28 +140,33 @@ def test_topic_options_give_faust_the_registry_topic() -> None:
     assert (topic.get_topic_name(), topic.partitions, dict(topic.config)) == (spec.name, spec.partitions, spec.config)
 
 
-def test_the_topology_declares_its_tables_and_internal_topics_as_the_registry_does() -> None:
+def test_the_topology_declares_its_tables_and_internal_topics_as_the_registry_does(tmp_path: Path) -> None:
     """Faust creates what the topology declares when it is absent: it must be what the worker checks."""
-    detector = create_app(SETTINGS, "127.0.0.1:1")
-    changelogs = {table.changelog_topic_name: table.changelog_topic for table in detector.app.tables.values()}
-    assert set(changelogs) == {REGISTRY.accounts_changelog.name, REGISTRY.signals_changelog.name}
-    for spec in (REGISTRY.accounts_changelog, REGISTRY.signals_changelog):
+    apps = (create_app(SETTINGS, "127.0.0.1:1").app, create_usage_app(SETTINGS, "127.0.0.1:1", tmp_path / "usage.sock").app)
+    changelogs = {table.changelog_topic_name: table.changelog_topic for app in apps for table in app.tables.values()}
+    specs = (REGISTRY.usage_changelog, REGISTRY.accounts_changelog, REGISTRY.signals_changelog)
+    assert set(changelogs) == {spec.name for spec in specs}
+    for spec in specs:
         assert changelogs[spec.name].partitions == spec.partitions and changelogs[spec.name].compacting
-    consumed = {name: agent.channel for agent in detector.app.agents.values() for name in agent.channel.topics}
-    for spec in (REGISTRY.account_events, REGISTRY.signal_claims):
+    consumed = {name: agent.channel for app in apps for agent in app.agents.values() for name in agent.channel.topics}
+    for spec in (REGISTRY.usage_evidence, REGISTRY.account_events, REGISTRY.signal_claims):
         assert consumed[spec.name].partitions == spec.partitions
 
 
-def test_each_topic_the_workers_read_is_committed_by_the_group_that_reads_it() -> None:
+def test_each_topic_the_workers_read_is_committed_by_the_group_that_reads_it(tmp_path: Path) -> None:
     """The tools' lag (`LagProbe.app_lag`) sums the groups: a topic in the wrong one would never catch up."""
     detector = create_app(SETTINGS, "127.0.0.1:1")
-    faust_reads = {name for agent in detector.app.agents.values() for name in agent.channel.topics}
-    firehose = detector.topology.firehose.config
+    stage = create_usage_app(SETTINGS, "127.0.0.1:1", tmp_path / "usage.sock")
+    reads = {
+        app.conf.id: {name for agent in app.agents.values() for name in agent.channel.topics} for app in (detector.app, stage.app)
+    }
+    firehose = stage.topology.firehose.config
     groups = consumer_groups("app", REGISTRY.names)
-    assert set(groups) == {"app", "app-firehose"} and firehose.group_id == "app-firehose"
-    assert set(groups["app"]) == faust_reads and groups["app-firehose"] == firehose.topics
-    assert set(groups["app"]) | set(firehose.topics) == {*REGISTRY.names.inputs, *REGISTRY.names.internal}
-    assert set(groups["app"]).isdisjoint(firehose.topics)
+    assert set(groups) == {"app", "app-firehose", "app-usage"} and set(reads) == {"app", "app-usage"}
+    assert firehose.group_id == "app-firehose" and groups["app-firehose"] == firehose.topics
+    assert set(groups["app"]) == reads["app"] and set(groups["app-usage"]) == reads["app-usage"]
+    committed = [topic for topics in groups.values() for topic in topics]
+    assert sorted(committed) == sorted({*REGISTRY.names.inputs, REGISTRY.names.usage_evidence, *REGISTRY.names.internal})
 
 
 def test_a_topic_set_names_every_topic_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,9 +200,12 @@ def test_every_topic_is_created_with_the_configured_replication_and_min_insync_r
         "cleanup.policy": "compact", "min.insync.replicas": "2"
     }
     detector = create_app(REPLICATED, "127.0.0.1:1")
-    assert detector.app.conf.topic_replication_factor == 3
-    for table in detector.app.tables.values():
-        assert table.changelog_topic.config["min.insync.replicas"] == "2"
+    stage = create_usage_app(REPLICATED, "127.0.0.1:1", Path("usage.sock"))
+    for app in (detector.app, stage.app):
+        assert app.conf.topic_replication_factor == 3
+        for table in app.tables.values():
+            assert table.changelog_topic.config["min.insync.replicas"] == "2"
+            assert table.changelog_topic.replicas == 3
 
 
 def replicated_as_specified(**changes: Observed) -> dict[str, Observed]:

@@ -13,8 +13,8 @@ from models.abuse import AbuseVerdict, SignalClaim, SignalState, VerdictsDue
 from models.internal import TrialBegan
 from models.outputs import RefundEligibility
 from policy.abuse import Holding, judge_batch, signal
-from policy.account import apply
 from policy.oracle import Outcome
+from tests.unit.stages import detector_step
 from tests.unit.test_abuse import KEY, crowd_in_trial_order, placeholder_claims, storm_batches, true_standings, viewed
 
 HOLDING = Holding(max_hold_ms=30_000)
@@ -150,7 +150,7 @@ def test_a_storm_in_trial_order_read_from_many_partitions_costs_each_account_two
     while batches or in_flight:
         claims = []
         for trial in batches.pop(0) if batches else []:
-            step = apply(outcome.accounts.get(trial.account_id), trial, now=now)
+            step = detector_step(outcome.accounts.get(trial.account_id), trial, now=now)
             outcome.accounts[trial.account_id] = step.state
             published[trial.account_id] += sum(isinstance(r, RefundEligibility) for r in step.records)
             claims += step.claims
@@ -158,7 +158,7 @@ def test_a_storm_in_trial_order_read_from_many_partitions_costs_each_account_two
         judgement = judge_batch(signal_state, claims, in_flight, now, HOLDING)
         signal_state, in_flight = judgement.state, [judgement.due] if judgement.due else []
         for verdict in judgement.verdicts:
-            step = apply(outcome.accounts[verdict.account_id], verdict, now=now)
+            step = detector_step(outcome.accounts[verdict.account_id], verdict, now=now)
             outcome.accounts[verdict.account_id] = step.state
             published[verdict.account_id] += sum(isinstance(r, RefundEligibility) for r in step.records)
     assert len(published) == 1_000 and max(published.values()) == 2

@@ -34,7 +34,7 @@ from tools.demo.console import DemoFailed, clock, say
 from tools.demo.live import LiveDemo
 from tools.demo.watch import Outputs, OutputWatcher, Publisher, describe
 from tools.options import add_setting_options, bootstrap_servers, settings_from
-from tools.supervisor import HTTP, WorkerExited, WorkerProcess, settings_env
+from tools.supervisor import HTTP, WorkerExited, WorkerProcess
 from tools.traffic import DAY_MS, SIMULATION_END_MS, SIMULATION_START_MS, Traffic, generate
 
 HEALTH_TIMEOUT_S = 90.0
@@ -282,7 +282,7 @@ def run_demo(settings: Settings, accounts: int, seed: int, live: bool | None = N
         worker = None
         try:
             ensure_topics(run.settings, run.servers)
-            worker = WorkerProcess(settings_env(run.settings), run.log_path, own_session=True)
+            worker = WorkerProcess(run.settings.as_env(), run.log_path, own_session=True)
             show_run(run, worker, traffic, started, live)
             if console:
                 keep_for_the_console(run, worker)

@@ -1,0 +1,111 @@
+"""The worker's usage app in a child process: started with the worker, watched, stopped with it.
+
+The child (`streams.usage_worker`) runs the firehose and process-usage on a core of its own, so
+that a storm of trials and verdicts in this process never delays a usage start. The two are one
+worker: the child dies with this process, even by SIGKILL (`PR_SET_PDEATHSIG`); this process stops
+when the child ends unasked (whoever runs the worker restarts both); this process's /healthz and
+/metrics include the child's, fetched over a Unix socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from mode import Service
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+WATCH_EVERY_S = 0.25  # how soon the worker sees the child's health change, or its end
+ASK_TIMEOUT = aiohttp.ClientTimeout(total=5)
+STOP_TIMEOUT_S = 60.0  # the child's graceful stop (its revocation, commit, leaving its groups), then SIGKILL
+
+
+class UsageProcessEnded(Exception):
+    """The usage process ended while the worker ran; the message says how and where its log is."""
+
+
+class UsageProcess(Service):
+    def __init__(self, settings: Settings, bootstrap_servers: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._env = {**os.environ, **settings.as_env(bootstrap_servers)}
+        self._folder: Path | None = None
+        self.child: asyncio.subprocess.Process | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.ready = False
+        self.health: dict[str, object] = {"status": "not started"}
+
+    @property
+    def socket(self) -> Path:
+        if self._folder is None:
+            raise RuntimeError("the usage process is not started")
+        return self._folder / "usage.sock"
+
+    async def on_start(self) -> None:
+        # A folder of its own under /tmp: a Unix socket's path must stay under 108 bytes.
+        self._folder = Path(tempfile.mkdtemp(prefix="usage-detector-"))
+        command = [sys.executable, "-m", "streams.usage_worker", str(self.socket), str(os.getpid())]
+        self.child = await asyncio.create_subprocess_exec(*command, env=self._env)  # logs where this process does
+        self._session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)), timeout=ASK_TIMEOUT)
+        log.info("usage process started (pid %d)", self.child.pid)
+
+    async def on_stop(self) -> None:
+        child = self.child
+        if child is not None and child.returncode is None:
+            log.info("stopping the usage process (pid %d)", child.pid)
+            child.terminate()
+            try:
+                await asyncio.wait_for(child.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.error("the usage process did not stop within %.0fs; killing it", STOP_TIMEOUT_S)
+                child.kill()
+                await child.wait()
+        if self._session is not None:
+            await self._session.close()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    @Service.task
+    async def _watch(self) -> None:
+        while not self.should_stop:
+            child = self.child
+            if child is not None and (code := child.returncode) is not None:
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                log.error("the usage process (pid %d) %s; the worker stops (its log is this log)", child.pid, how)
+                self.ready, self.health = False, {"status": "ended", "exit_code": code}
+                await self.crash(UsageProcessEnded(f"the usage process {how}"))
+                return
+            self.ready, self.health = await self._ask_health()
+            await self.sleep(WATCH_EVERY_S)
+
+    async def _ask_health(self) -> tuple[bool, dict[str, object]]:
+        try:
+            status, body = await self._get("/healthz")
+            health: dict[str, object] = orjson.loads(body)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
+            return False, {"status": "not answering", "error": repr(error)}  # starting, or stuck
+        return status == 200, health
+
+    async def metrics_text(self) -> str:
+        """The child's metrics in Prometheus' text format, or "" while it does not answer."""
+        try:
+            status, body = await self._get("/metrics")
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            log.warning("the usage process's metrics are missing from this scrape: %r", error)
+            return ""
+        return body if status == 200 else ""
+
+    async def _get(self, path: str) -> tuple[int, str]:
+        if self._session is None:
+            raise aiohttp.ClientConnectionError("the usage process is not started")
+        async with self._session.get(f"http://usage{path}") as response:
+            return response.status, await response.text()

@@ -63,15 +63,17 @@ class TrialBegan(BaseModel):
     signals: tuple[Signal, ...] = ()
 
 
-_ACCOUNT_FACTS = (
-    TrialBegan | SubscriptionStarted | Charged | CancellationRequested | RefundIssued | PlanChanged | UsageRecorded | AbuseVerdict
-)
-AccountEvent = Annotated[_ACCOUNT_FACTS, Field(discriminator="type")]
-"""What the account's processor folds (`policy.account`)."""
-
-AccountTopicRecord = Annotated[_ACCOUNT_FACTS | UsageObserved, Field(discriminator="type")]
-"""What `<app>-account-events` may hold: an account event, or evidence written there by a worker of the
-version before the usage stage (sent on to the stage)."""
+AccountEvent = Annotated[
+    TrialBegan
+    | SubscriptionStarted
+    | Charged
+    | CancellationRequested
+    | RefundIssued
+    | PlanChanged
+    | UsageRecorded
+    | AbuseVerdict,
+    Field(discriminator="type"),
+]
 
 
 def _signal_record_type(record: Any) -> str:
@@ -86,7 +88,7 @@ SignalRecord = Annotated[
 ]
 
 # What `decode_internal` reads: the internal topics' records and the three tables' values.
-ACCOUNT_TOPIC_RECORD: TypeAdapter[AccountTopicRecord] = TypeAdapter(AccountTopicRecord)
+ACCOUNT_EVENT: TypeAdapter[AccountEvent] = TypeAdapter(AccountEvent)
 USAGE_OBSERVED = TypeAdapter(UsageObserved)
 USAGE_RECORDED = TypeAdapter(UsageRecorded)
 SIGNAL_RECORD: TypeAdapter[SignalRecord] = TypeAdapter(SignalRecord)

@@ -66,7 +66,6 @@ class AccountsTopology:
     accounts: TableT
     signals: TableT
     topics: TopicNames
-    usage_evidence: faust.TopicT
     account_events: faust.TopicT
     signal_claims: faust.TopicT
     eligibility: faust.TopicT
@@ -179,7 +178,6 @@ def build_accounts_topology(app: faust.App, settings: Settings, metrics: Metrics
     names = registry.names
     # The producers' topic: any partitions, any configs.
     billing = app.topic(names.billing, key_serializer="raw", value_serializer="raw")
-    usage_evidence = declared(app, registry.usage_evidence)
     account_events = declared(app, registry.account_events)
     signal_claims = declared(app, registry.signal_claims)
     eligibility_out = declared(app, registry.eligibility)
@@ -201,7 +199,6 @@ def build_accounts_topology(app: faust.App, settings: Settings, metrics: Metrics
             accounts=accounts,
             eligibility_out=eligibility_out,
             signal_claims=signal_claims,
-            usage_evidence=usage_evidence,
             dead_letters=dead_letters,
             metrics=metrics,
             window=settings.duplicate_window(),
@@ -224,7 +221,6 @@ def build_accounts_topology(app: faust.App, settings: Settings, metrics: Metrics
         accounts=accounts,
         signals=signals,
         topics=names,
-        usage_evidence=usage_evidence,
         account_events=account_events,
         signal_claims=signal_claims,
         eligibility=eligibility_out,

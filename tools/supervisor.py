@@ -125,15 +125,23 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.send_signal(sig)
 
+    def processes(self) -> list[int]:
+        """The worker's process and its children (its usage process): the worker's CPU and memory are theirs."""
+        children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _parent_of(stat) == self.pid]
+        return [self.pid, *children]
+
     def memory(self, field_name: str = "VmRSS") -> int:
-        """A /proc/<pid>/status memory field (VmRSS, VmHWM) in bytes; 0 once the process is gone."""
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
+        """A /proc/<pid>/status memory field (VmRSS, VmHWM) in bytes, summed over the worker's
+        processes; 0 once they are gone."""
+        total = 0
+        for pid in self.processes():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith(field_name + ":"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
 
     def metric(self, name: str) -> float:
         """The sum of a metric's samples on the worker's /metrics, over all its labels."""
@@ -141,9 +149,20 @@ class WorkerProcess:
         return sum(sample.value for family in families for sample in family.samples if sample.name == name)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the worker process so far (all its threads)."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        """User + system CPU time so far of the worker's processes (all their threads)."""
+        total = 0.0
+        for pid in self.processes():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
+
+def _parent_of(stat: Path) -> int | None:
+    """The parent's pid in a /proc/<pid>/stat (None when the process is gone)."""
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

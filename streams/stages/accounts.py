@@ -18,10 +18,9 @@ from faust.types import EventT, TableT
 from models.codec import encode
 from models.errors import InvalidRecord
 from models.internal import (
+    ACCOUNT_EVENT,
     ACCOUNT_STATE,
-    ACCOUNT_TOPIC_RECORD,
     AccountEvent,
-    UsageObserved,
     UsageRecorded,
     decode_internal,
     encode_internal,
@@ -56,7 +55,6 @@ def process_accounts(
     accounts: TableT,
     eligibility_out: faust.TopicT,
     signal_claims: faust.TopicT,
-    usage_evidence: faust.TopicT,
     dead_letters: DeadLetters,
     metrics: Metrics,
     window: DuplicateWindow,
@@ -118,13 +116,9 @@ def process_accounts(
                 reads += 1
                 acks.add(message_event.message.tp, message_event)
                 try:
-                    event = decode_internal(ACCOUNT_TOPIC_RECORD, message_event.value, "account event")
+                    event = decode_internal(ACCOUNT_EVENT, message_event.value, "account event")
                 except InvalidRecord as error:
                     await dead_letters.send(message_event, error)
-                    await processed(message_event)
-                    continue
-                if isinstance(event, UsageObserved):  # a worker of the version before the usage stage wrote it here
-                    await usage_evidence.send(key=event.account_id.encode(), value=encode_internal(event))
                     await processed(message_event)
                     continue
                 queue.put(event.account_id, (message_event, event), urgent=isinstance(event, UsageRecorded))

@@ -83,7 +83,6 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     app.finalize()
     sent = Sent()
     for topic in (
-        topology.usage_evidence,
         topology.account_events,
         topology.signal_claims,
         topology.eligibility,

@@ -129,16 +129,3 @@ async def test_an_event_whose_processing_fails_is_logged_and_the_others_go_on(
     assert "process-accounts: processing acct-other failed" in caplog.text and "a bug" in caplog.text
     assert [key for key, _ in harness.sent.to(t.topics.eligibility)] == [ACCOUNT]
 
-
-async def test_evidence_written_here_by_a_worker_of_the_previous_version_goes_on_to_the_usage_stage(harness: Harness) -> None:
-    """Before the usage stage, the firehose wrote evidence onto account-events: during the upgrade,
-    some is still there. It is sent on as it is, and the account's events after it go on."""
-    t = harness.topology
-    hit = encode_internal(make_hit(C))
-    async with t.process_accounts.test_context() as agent:
-        await agent.put(hit, key=ACCOUNT)
-        await agent.put(encode_internal(make_trial()), key=ACCOUNT)
-        await settle(agent)
-    assert harness.sent.to(t.topics.usage_evidence) == [(ACCOUNT, orjson.loads(hit))]
-    assert [key for key, _ in harness.sent.to(t.topics.eligibility)] == [ACCOUNT], "the trial's decision, after it"
-    assert harness.changelog["accounts"][0][0] == ACCOUNT and len(harness.changelog["accounts"]) == 1

@@ -7,16 +7,19 @@ from pydantic import TypeAdapter
 from models.abuse import SignalClaim, SignalState, VerdictsDue
 from models.errors import InvalidRecord
 from models.internal import (
+    ACCOUNT_EVENT,
     ACCOUNT_STATE,
-    ACCOUNT_TOPIC_RECORD,
     SCHEMA_VERSION,
     SIGNAL_RECORD,
     SIGNAL_STATE,
+    USAGE_OBSERVED,
+    USAGE_RECORDED,
     decode_internal,
     encode_internal,
 )
 from models.state import AccountState, Refund
 from policy.abuse import judge
+from policy.usage import observe
 from streams.views import account_document
 from tests.unit.factories import C, make_abuse_verdict, make_charge, make_hit, make_trial
 from tests.unit.stages import detector_step
@@ -33,10 +36,12 @@ def records() -> list[tuple[TypeAdapter, object]]:
     trial = make_trial()
     claim = SignalClaim(signal=make_abuse_verdict().signal, account_id="a", trial_started_at=1)
     return [
-        (ACCOUNT_TOPIC_RECORD, trial),
-        (ACCOUNT_TOPIC_RECORD, make_hit(C)),
-        (ACCOUNT_TOPIC_RECORD, make_charge("ch_1")),
-        (ACCOUNT_TOPIC_RECORD, make_abuse_verdict()),
+        (ACCOUNT_EVENT, trial),
+        (USAGE_OBSERVED, make_hit(C)),
+        (ACCOUNT_EVENT, observe(None, make_hit(C), now=5).recorded),
+        (USAGE_RECORDED, observe(None, make_hit(C), now=5).recorded),
+        (ACCOUNT_EVENT, make_charge("ch_1")),
+        (ACCOUNT_EVENT, make_abuse_verdict()),
         (SIGNAL_RECORD, claim),
         (SIGNAL_RECORD, VerdictsDue(signal=claim.signal, seq=3)),
         (ACCOUNT_STATE, account_state()),
@@ -84,7 +89,7 @@ def test_a_record_of_another_schema_version_is_refused_with_its_own_code(version
 )
 def test_a_malformed_internal_record_is_unreadable(value) -> None:
     with pytest.raises(InvalidRecord) as caught:
-        decode_internal(ACCOUNT_TOPIC_RECORD, value, "account event")
+        decode_internal(ACCOUNT_EVENT, value, "account event")
     assert caught.value.code == "unreadable_internal"
     assert caught.value.message.startswith("account event: ")
 

@@ -6,10 +6,16 @@
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import faust
 from faust.streams import _current_event
 from faust.types import EventT
+from pydantic import TypeAdapter
+
+from models.internal import decode_internal
+
+T = TypeVar("T")
 
 Agent = Callable[[faust.StreamT], Awaitable[None]]
 """What a stage returns: the function `app.agent(topic)` runs over the topic's stream."""
@@ -27,3 +33,18 @@ def as_current_event(event: EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+def read_stored(raw: bytes | None, adapter: TypeAdapter[T], what: str) -> T | None:
+    """A table's stored value, read (None when absent), or an `InvalidRecord` when this worker
+    cannot read it. Such a value (most likely written by a newer version during a rolling upgrade)
+    is the key's history, and the changelog every worker recovers from: the stage leaves it as it
+    is and dead-letters the event, to replay once every worker reads the new version. Starting
+    afresh instead would publish versions from 1 again (conflicting records)."""
+    return None if raw is None else decode_internal(adapter, raw, what)
+
+
+def event_time_ms(event: EventT) -> int:
+    """When `event` entered its partition: the stamp of the records it causes. Not the clock:
+    reprocessing after a crash then rebuilds the very same records, never a conflicting version."""
+    return round(event.message.timestamp * 1000)

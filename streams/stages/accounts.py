@@ -30,7 +30,7 @@ from policy import apply
 from policy.account import DuplicateWindow
 from streams.dead_letter import DeadLetters
 from streams.metrics import Metrics
-from streams.stages import Agent, as_current_event
+from streams.stages import Agent, as_current_event, event_time_ms, read_stored
 from streams.stages.account_order import AccountQueue, InOrderAcks
 
 log = logging.getLogger(__name__)
@@ -64,22 +64,13 @@ def process_accounts(
     async def step(message_event: EventT, event: AccountEvent) -> None:
         """Fold one account event into the account's state; publish what changed."""
         key = event.account_id.encode()
-        stored = accounts.get(key)
+        raw = accounts.get(key)
         try:
-            state = None if stored is None else decode_internal(ACCOUNT_STATE, stored, f"stored state of {event.account_id}")
+            state = read_stored(raw, ACCOUNT_STATE, f"stored state of {event.account_id}")
         except InvalidRecord as error:
-            # A stored state this worker cannot read (most likely written by a newer version
-            # during a rolling upgrade) is the account's history, and the changelog every
-            # worker recovers from: it is left as it is, not overwritten. Starting the account
-            # afresh instead would publish versions from 1 again (conflicting records) and
-            # replace that history. The event is dead-lettered with where it was, to replay
-            # once every worker reads the new version.
             await dead_letters.send(message_event, error)
             return
-        # Stamp records with the event's own time on this topic, not the clock: reprocessing
-        # after a crash then rebuilds the very same records, never a conflicting version.
-        accepted_at = round(message_event.message.timestamp * 1000)
-        step = apply(state, event, now=accepted_at, window=window)
+        step = apply(state, event, now=event_time_ms(message_event), window=window)
         # Publish before saving: a crash in between reprocesses the event and republishes.
         for record in step.records:
             await eligibility_out.send(key=key, value=encode(record))
@@ -93,8 +84,8 @@ def process_accounts(
         if step.changed:
             accounts[key] = encode_internal(step.state)
             record_transition(metrics, state, step.state)
-        elif stored is not None:
-            accounts[key] = stored
+        elif raw is not None:
+            accounts[key] = raw
         if step.records:
             metrics.publish_latency.observe(max(0.0, time.time() - message_event.message.timestamp))
 

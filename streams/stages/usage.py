@@ -19,7 +19,7 @@ from models.internal import USAGE_OBSERVED, USAGE_RECORDED, decode_internal, enc
 from policy.usage import observe
 from streams.dead_letter import DeadLetters
 from streams.metrics import Metrics
-from streams.stages import Agent
+from streams.stages import Agent, event_time_ms, read_stored
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,13 @@ def process_usage(
             await dead_letters.send(message_event, error)
             return
         key = observed.account_id.encode()
-        stored = usage.get(key)
+        raw = usage.get(key)
         try:
-            recorded = None if stored is None else decode_internal(USAGE_RECORDED, stored, f"stored usage of {observed.account_id}")
+            recorded = read_stored(raw, USAGE_RECORDED, f"stored usage of {observed.account_id}")
         except InvalidRecord as error:
-            # As process-accounts does with a stored state it cannot read (a newer version's, during
-            # a rolling upgrade): left as it is, never restarted at version 1; the evidence waits
-            # in the dead-letter topic for a replay.
             await dead_letters.send(message_event, error)
             return
-        # Stamped with the evidence's time on this topic, not the clock: reprocessing after a crash
-        # rebuilds the very same record, never a conflicting version.
-        accepted_at = round(message_event.message.timestamp * 1000)
-        result = observe(recorded, observed, now=accepted_at)
+        result = observe(recorded, observed, now=event_time_ms(message_event))
         record = result.recorded
         # Publish (and send on) before saving: a crash in between reprocesses the evidence, and
         # an unchanged step publishes again what the saved record says.
@@ -64,8 +58,8 @@ def process_usage(
         if result.changed:
             usage[key] = encode_internal(record)
             metrics.usage_start_lag.observe(max(0.0, time.time() - record.usage.usage_started_at / 1000))
-        elif stored is not None:
-            usage[key] = stored  # repairs a changelog behind the local store (see process-accounts)
+        elif raw is not None:
+            usage[key] = raw  # repairs a changelog behind the local store (see process-accounts)
 
     async def process(stream: faust.StreamT) -> None:
         """Each evidence in its partition's order: one account's are all on one partition."""

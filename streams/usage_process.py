@@ -13,8 +13,10 @@ import asyncio
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 WATCH_EVERY_S = 0.25  # how soon the worker sees the child's health change, or its end
 ASK_TIMEOUT = aiohttp.ClientTimeout(total=5)
 STOP_TIMEOUT_S = 60.0  # the child's graceful stop (its revocation, commit, leaving its groups), then SIGKILL
+FOLDER_PREFIX = "usage-detector-usage-"
+STALE_AFTER_S = 60.0  # a folder this old whose socket nobody listens on belongs to a worker that was killed
 
 
 class UsageProcessEnded(Exception):
@@ -52,7 +56,8 @@ class UsageProcess(Service):
 
     async def on_start(self) -> None:
         # A folder of its own under /tmp: a Unix socket's path must stay under 108 bytes.
-        self._folder = Path(tempfile.mkdtemp(prefix="usage-detector-"))
+        remove_stale_folders()
+        self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
         command = [sys.executable, "-m", "streams.usage_worker", str(self.socket), str(os.getpid())]
         self.child = await asyncio.create_subprocess_exec(*command, env=self._env)  # logs where this process does
         self._session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)), timeout=ASK_TIMEOUT)
@@ -109,3 +114,24 @@ class UsageProcess(Service):
             raise aiohttp.ClientConnectionError("the usage process is not started")
         async with self._session.get(f"http://usage{path}") as response:
             return response.status, await response.text()
+
+
+def remove_stale_folders() -> None:
+    """Removes the socket folders of workers killed with SIGKILL (they could not remove their own):
+    old enough that their usage process has long bound its socket, and nobody listening on it."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        try:
+            if time.time() - folder.stat().st_mtime < STALE_AFTER_S or listening(folder / "usage.sock"):
+                continue
+        except OSError:  # another worker removed it meanwhile
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:  # absent, or nobody accepting
+            return False
+    return True

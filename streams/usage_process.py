@@ -59,7 +59,9 @@ class UsageProcess(Service):
         remove_stale_folders()
         self._folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
         command = [sys.executable, "-m", "streams.usage_worker", str(self.socket), str(os.getpid())]
-        self.child = await asyncio.create_subprocess_exec(*command, env=self._env)  # logs where this process does
+        # Its log goes where this process's goes. A session of its own: a Ctrl-C in the terminal
+        # reaches this process only, which then stops the child (an end it did not ask for stops the worker).
+        self.child = await asyncio.create_subprocess_exec(*command, env=self._env, start_new_session=True)
         self._session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self.socket)), timeout=ASK_TIMEOUT)
         log.info("usage process started (pid %d)", self.child.pid)
 

@@ -36,7 +36,6 @@ class AccountState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     account_id: str
-    first_evidence: Evidence | None = None
     page_signal: Signal | None = None  # of the first evidence's page
     trial: bool = False
     trial_started_at: int | None = None  # the earliest trial_started
@@ -57,5 +56,11 @@ class AccountState(BaseModel):
     # of the stored JSON while empty, as for most accounts: 38 bytes each otherwise.
     cancellation_claims: tuple[CancellationClaim, ...] = Field((), exclude_if=lambda claims: not claims)  # in time order
     refunds: tuple[Refund, ...] = Field((), exclude_if=lambda refunds: not refunds)  # in time order
+    # The usage stage's record (its highest version), which holds the evidence usage began with.
+    # States written before the usage stage also kept `first_evidence` apart: ignored when read.
     usage: UsageState | None = None
     eligibility: RefundEligibility | None = None
+
+    @property
+    def first_evidence(self) -> Evidence | None:
+        return self.usage.first_evidence if self.usage is not None else None

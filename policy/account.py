@@ -43,8 +43,7 @@ def fold(state: AccountState, event: AccountEvent, window: DuplicateWindow = DEF
         # The usage stage's versions rise as its evidence gets earlier (`policy.usage`): the highest is the earliest.
         if state.usage is not None and state.usage.version >= event.usage.version:
             return state
-        usage = {"usage": event.usage, "first_evidence": event.usage.first_evidence, "page_signal": event.page_signal}
-        return state.model_copy(update=usage)
+        return state.model_copy(update={"usage": event.usage, "page_signal": event.page_signal})
     if isinstance(event, AbuseVerdict):
         known = state.abuse_verdicts.get(event.signal.digest)
         if known is not None and known.seq >= event.seq:

@@ -13,7 +13,7 @@ import pytest
 from models.abuse import AbuseVerdict, EarlierTrial, Signal
 from models.inputs import CancellationRequested, Charged, RefundIssued
 from models.internal import TrialBegan
-from models.outputs import AbuseSummary, ChargeSummary, RefundEligibility, TagEvidence
+from models.outputs import AbuseSummary, ChargeSummary, RefundEligibility, TagEvidence, UsageState
 from models.state import AccountState
 from policy.account import fold
 from policy.explain import billing_timeline, linked_accounts
@@ -67,7 +67,10 @@ def account(**facts: object) -> AccountState:
 
 def test_every_customer_supplied_value_is_escaped_and_the_page_has_no_inline_script_or_style() -> None:
     state = account(
-        first_evidence=TagEvidence(id=HOSTILE, page_url=HOSTILE, property_id=HOSTILE, received_at=T),
+        usage=UsageState(
+            account_id="acct-1", usage_started_at=T, detected_at=T, version=1,
+            first_evidence=TagEvidence(id=HOSTILE, page_url=HOSTILE, property_id=HOSTILE, received_at=T),
+        ),
         charges=(ChargeSummary(charge_id=HOSTILE, reason="trial_conversion", amount_cents=4900, currency="USD", charged_at=T),),
         eligibility=RefundEligibility(
             account_id="acct-1", version=2, decided_at=T, state="discretionary", reasons=("trial_charge_used",),

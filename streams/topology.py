@@ -9,7 +9,7 @@
                                │ verdicts            │ claims (by signal digest)
                                └───judge-signals <── signal-claims (and its own due records)
 
-A worker runs both: the accounts app, and the usage app in a child process (`streams.worker`), so
+A worker runs both: the accounts app, and the usage app in a child process (`streams.usage_process`), so
 that a storm of trials and verdicts never delays a usage start. Each table has one input topic.
 What each stage does with a record is its module's (`streams.stages`): decode, call the policy
 core, write the table, send.

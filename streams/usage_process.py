@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -47,6 +48,7 @@ class UsageProcess(Service):
         self._session: aiohttp.ClientSession | None = None
         self.ready = False
         self.health: dict[str, object] = {"status": "not started"}
+        self.ended: UsageProcessEnded | None = None  # how it ended, when it ended unasked
 
     @property
     def socket(self) -> Path:
@@ -89,7 +91,11 @@ class UsageProcess(Service):
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
                 log.error("the usage process (pid %d) %s; the worker stops (its log is this log)", child.pid, how)
                 self.ready, self.health = False, {"status": "ended", "exit_code": code}
-                await self.crash(UsageProcessEnded(f"the usage process {how}"))
+                self.ended = UsageProcessEnded(f"the usage process {how}")
+                # Stopped as a SIGTERM stops it, then exits with code 1 (`streams.worker`). Not by
+                # crashing this service: that stopped the consumer before the app's last commit,
+                # which then waited for it forever (seen in `usage-detector chaos`).
+                signal.raise_signal(signal.SIGTERM)
                 return
             self.ready, self.health = await self._ask_health()
             await self.sleep(WATCH_EVERY_S)

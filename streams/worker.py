@@ -10,7 +10,6 @@ import asyncio
 import gc
 import logging
 import sys
-from typing import Any
 
 import faust
 
@@ -18,28 +17,38 @@ from streams.app import create_app
 from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
 from streams.topics import ensure_topics
+from streams.usage_process import UsageProcess
 
 log = logging.getLogger("usage_detector")
 
 
 class Worker(faust.Worker):
+    usage: UsageProcess | None = None
+
     async def _sentinel_task(self) -> None:
         # mode runs this to its end before closing the loop: 1 s at every stop, when everything
         # has already stopped. A few turns of the loop let the last callbacks run.
         await asyncio.sleep(0.05)
+
+    def _shutdown_loop(self) -> None:
+        super()._shutdown_loop()
+        if self.usage is not None and self.usage.ended is not None:
+            raise self.usage.ended  # once stopped: mode's `exiting` makes it exit code 1
 
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
 
 
-def run_faust_worker(app: faust.App, *services: Any) -> None:
-    """Runs `app` (and `services`, started before it) until stopped; Faust's worker exits the process itself."""
+def run_faust_worker(app: faust.App, usage: UsageProcess | None = None) -> None:
+    """Runs `app` (and the worker's `usage` process, started before it) until stopped; Faust's
+    worker exits the process itself."""
     # What is built so far lives as long as the worker. Frozen, a full collection no longer walks
     # it: in the storm bench, full collections paused the loop 47-307 ms each, 5-14 ms frozen.
     gc.collect()
     gc.freeze()
-    worker = Worker(app, *services, loglevel="info")
+    worker = Worker(app, *([usage] if usage is not None else []), loglevel="info")
+    worker.usage = usage
     if not sys.stdout.isatty():
         worker.spinner = None
     worker.execute_from_commandline()

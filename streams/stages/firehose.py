@@ -304,7 +304,9 @@ class _Handover(ConsumerRebalanceListener):
 
 def kill_before_commit(nth_batch: int) -> Callable[[], None]:
     """Fault injection for `usage-detector chaos`: SIGKILL this worker after the sends of its
-    `nth_batch`-th forwarding batch are acknowledged and before that batch is committed."""
+    `nth_batch`-th forwarding batch are acknowledged and before that batch is committed. The
+    firehose runs in the worker's usage process: its parent, the worker's own process, is killed
+    first, then this one (as a machine's crash would take both)."""
     batches = 0
 
     def before_commit() -> None:
@@ -314,6 +316,7 @@ def kill_before_commit(nth_batch: int) -> Callable[[], None]:
             log.warning("fault injection: SIGKILL before committing firehose batch %d", nth_batch)
             for handler in logging.getLogger().handlers:
                 handler.flush()
+            os.kill(os.getppid(), signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)
 
     return before_commit

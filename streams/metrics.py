@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from models.outputs import EligibilityState
+from streams.topics import ACCOUNTS_TABLE
 
 log = logging.getLogger(__name__)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -99,6 +100,10 @@ class TableCensus:
         self.states: Tally[str] = Tally()
         self.taken_at: float | None = None
 
+    @property
+    def counts_accounts(self) -> bool:
+        return ACCOUNTS_TABLE in self._tables
+
     async def take(self, yield_every: int = 5_000) -> None:
         sizes: dict[str, int] = {}
         states: Tally[str] = Tally()
@@ -106,7 +111,7 @@ class TableCensus:
             count = 0
             for stored in table.values():
                 count += 1
-                if name == "accounts" and (state := eligibility_state_of(stored)) is not None:
+                if name == ACCOUNTS_TABLE and (state := eligibility_state_of(stored)) is not None:
                     states[state] += 1
                 if count % yield_every == 0:
                     await asyncio.sleep(0)
@@ -134,7 +139,9 @@ class _WorkerCollector(Collector):
         states = GaugeMetricFamily(
             "usage_detector_accounts", "Accounts held by this worker, by eligibility state (last census)", labels=["state"]
         )
-        if census.taken_at is not None:  # every state, 0 included: a worker holding none has counted them too
+        # Every state, 0 included: a worker holding none has counted them too. Not by the usage
+        # process, which holds no accounts: the worker's metrics sum both processes' (`merged_metrics`).
+        if census.taken_at is not None and census.counts_accounts:
             for state in get_args(EligibilityState):
                 states.add_metric([state], census.states.get(state, 0))
         yield states

@@ -39,7 +39,7 @@ from streams.stages.route import route_inputs
 from streams.stages.signals import judge_signals
 from streams.stages.usage import process_usage
 from streams.store import table_options
-from streams.topics import TopicNames, Topics, TopicSpec, firehose_group
+from streams.topics import ACCOUNTS_TABLE, SIGNALS_TABLE, USAGE_TABLE, TopicNames, Topics, TopicSpec, firehose_group
 from streams.usage_filter import EarliestForwarded
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def build_usage_topology(app: faust.App, settings: Settings, metrics: Metrics, b
             usage=usage, usage_out=usage_out, account_events=account_events, dead_letters=dead_letters, metrics=metrics
         )
     )
-    take_census_now_and_then(app, settings, metrics, {"usage": usage}, lambda: chain(consumer_lag(app), firehose.lag()))
+    take_census_now_and_then(app, settings, metrics, {USAGE_TABLE: usage}, lambda: chain(consumer_lag(app), firehose.lag()))
     return UsageTopology(
         usage=usage,
         topics=names,
@@ -216,7 +216,7 @@ def build_accounts_topology(app: faust.App, settings: Settings, metrics: Metrics
             holding=settings.holding(),
         )
     )
-    take_census_now_and_then(app, settings, metrics, {"accounts": accounts, "signals": signals}, lambda: consumer_lag(app))
+    take_census_now_and_then(app, settings, metrics, {ACCOUNTS_TABLE: accounts, SIGNALS_TABLE: signals}, lambda: consumer_lag(app))
     return AccountsTopology(
         accounts=accounts,
         signals=signals,

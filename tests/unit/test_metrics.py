@@ -67,3 +67,15 @@ def test_after_a_census_every_state_has_its_count_zero_included_and_none_before(
     assert states() == {}  # not counted yet: unknown, not 0
     asyncio.run(census.take())
     assert states() == {"refunded": 0, "ineligible": 0, "no_charge": 0, "eligible": 0, "discretionary": 0}
+
+
+def test_a_census_without_the_accounts_table_reports_no_accounts_by_state() -> None:
+    """The usage process's census (its `usage` table): its zeros would stand in for the accounts
+    process's counts in the worker's merged metrics while that one has not counted yet."""
+    metrics = Metrics()
+    census = TableCensus({"usage": {b"a": b"{}"}})
+    metrics.watch(lambda: iter(()), census)
+    asyncio.run(census.take())
+    families = {f.name: f.samples for f in metrics.registry.collect()}
+    assert families["usage_detector_accounts"] == []
+    assert [(s.labels["table"], s.value) for s in families["usage_detector_table_keys"]] == [("usage", 1)]

@@ -31,15 +31,14 @@ def observe(recorded: UsageRecorded | None, observed: UsageObserved, now: int) -
     Any other evidence gives the recorded usage again, unchanged: if a crash lost the publication
     of a change whose record was already saved, reprocessing its input repairs it.
     """
-    current = recorded.usage if recorded is not None else None
-    if recorded is not None and current is not None and evidence_order(current.first_evidence) <= evidence_order(observed.evidence):
-        return UsageStep(recorded=recorded, changed=False, send_on=observed.evidence == current.first_evidence)
+    if recorded is not None and evidence_order(recorded.usage.first_evidence) <= evidence_order(observed.evidence):
+        return UsageStep(recorded=recorded, changed=False, send_on=observed.evidence == recorded.usage.first_evidence)
     usage = UsageState(
         account_id=observed.account_id,
         usage_started_at=observed.evidence.received_at,
         first_evidence=observed.evidence,
         detected_at=now,
-        version=current.version + 1 if current is not None else 1,
+        version=recorded.usage.version + 1 if recorded is not None else 1,
     )
-    recorded = UsageRecorded(account_id=observed.account_id, usage=usage, page_signal=observed.page_signal)
-    return UsageStep(recorded=recorded, changed=True, send_on=True)
+    earlier = UsageRecorded(account_id=observed.account_id, usage=usage, page_signal=observed.page_signal)
+    return UsageStep(recorded=earlier, changed=True, send_on=True)

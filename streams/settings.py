@@ -160,7 +160,7 @@ class Settings(BaseSettings):
         return env
 
     def translator(self) -> Translator:
-        """Where input records become account events: identities hashed, never-evidence dropped."""
+        """Where input records become evidence and account events: identities hashed, never-evidence dropped."""
         return Translator(self.signal_key.get_secret_value().encode(), NeverEvidence.parse(self.never_evidence))
 
     def holding(self) -> Holding:

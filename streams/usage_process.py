@@ -36,7 +36,7 @@ STALE_AFTER_S = 60.0  # a folder this old whose socket nobody listens on belongs
 
 
 class UsageProcessEnded(Exception):
-    """The usage process ended while the worker ran; the message says how and where its log is."""
+    """The usage process ended while the worker ran; the message says how (its log is the worker's)."""
 
 
 class UsageProcess(Service):

@@ -14,7 +14,7 @@ import localkafka
 from streams.topics import firehose_group
 from tests.support.kafka import Producer, TopicTail
 from tests.support.rebalance import Group, started_group
-from tests.support.worker import WorkerProcess, unique_topics
+from tests.support.worker import WorkerProcess, unique_topics, wait_all_ready
 from tools.supervisor import stop_together
 from tools.workerpool import LagProbe, TopicSet, delete_topics
 
@@ -57,8 +57,7 @@ def start_detector(
     admin.close()
     processes = [WorkerProcess(bootstrap_servers, topics, state_dir, extra_env) for _ in range(workers)]
     try:
-        for process in processes:
-            process.wait_ready()
+        wait_all_ready(processes)
     except AssertionError:
         for process in processes:
             process.stop()

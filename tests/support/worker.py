@@ -42,3 +42,11 @@ class WorkerProcess(supervisor.WorkerProcess):
             return super().wait_ready(timeout)
         except supervisor.WorkerExited as exc:
             raise AssertionError(str(exc)) from None
+
+
+def wait_all_ready(processes: list[WorkerProcess], timeout: float = 90.0) -> None:
+    """Every worker ready at once, each within `timeout` of its start: each that joins takes partitions
+    from those already ready, which answer 503 again while they recover what they were given."""
+    while not all(process.healthy() for process in processes):
+        for process in processes:
+            process.wait_ready(timeout)

@@ -35,14 +35,10 @@ def process_usage(
     published = metrics.published.labels(usage_out.get_topic_name())
 
     async def step(message_event: EventT) -> None:
-        try:
+        try:  # evidence this worker cannot read, or a stored record it cannot (see read_stored)
             observed = decode_internal(USAGE_OBSERVED, message_event.value, "evidence of usage")
-        except InvalidRecord as error:
-            await dead_letters.send(message_event, error)
-            return
-        key = observed.account_id.encode()
-        raw = usage.get(key)
-        try:
+            key = observed.account_id.encode()
+            raw = usage.get(key)
             recorded = read_stored(raw, USAGE_RECORDED, f"stored usage of {observed.account_id}")
         except InvalidRecord as error:
             await dead_letters.send(message_event, error)
